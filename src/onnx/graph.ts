@@ -1,0 +1,274 @@
+/**
+ * GraphBuilder: ONNX graphs written in TypeScript, with weights referenced in place.
+ *
+ * Weights are initializers with EXTERNAL data pointing into the checkpoint's .safetensors files
+ * (offset/length from the safetensors header), so onnxruntime memory-maps them: no copy and no .onnx file.
+ * Small constants (shapes, axes, scalars) are inlined.
+ */
+import * as path from "path";
+import type { DType, TensorInfo, WeightSource } from "../io/types";
+import { TensorShapeError } from "../io/errors";
+import { AttrType, encodeModel, OnnxType, type AttributeInit, type NodeInit, type TensorProtoInit, type ValueInfoInit } from "./proto";
+
+/** A tensor in the graph, by name. */
+export type Value = string;
+
+export type ElemType = "float32" | "float16" | "int64" | "int32" | "bool" | "uint8" | "int8";
+
+const ELEM_TYPES: Record<ElemType, OnnxType> = {
+  float32: OnnxType.FLOAT, float16: OnnxType.FLOAT16, int64: OnnxType.INT64, int32: OnnxType.INT32,
+  bool: OnnxType.BOOL, uint8: OnnxType.UINT8, int8: OnnxType.INT8,
+};
+
+const DTYPE_TO_ONNX: Partial<Record<DType, OnnxType>> = {
+  F32: OnnxType.FLOAT, F16: OnnxType.FLOAT16, BF16: OnnxType.BFLOAT16, F64: OnnxType.DOUBLE,
+  I64: OnnxType.INT64, I32: OnnxType.INT32, I16: OnnxType.INT16, I8: OnnxType.INT8,
+  U8: OnnxType.UINT8, U16: OnnxType.UINT16, U32: OnnxType.UINT32, U64: OnnxType.UINT64, BOOL: OnnxType.BOOL,
+};
+
+/** Marks a number that must be written as a FLOAT attribute even when it is integral (e.g. `alpha: float(1)`). */
+export class FloatAttr {
+  constructor(readonly value: number) {}
+}
+export const float = (v: number): FloatAttr => new FloatAttr(v);
+
+export type AttrValue = number | FloatAttr | string | number[] | FloatAttr[] | string[];
+
+export interface OpOptions {
+  domain?: string;
+  /** Number of outputs (default 1). */
+  outputs?: number;
+  /** Readable node/output name prefix; made unique. */
+  name?: string;
+}
+
+export interface BuiltModel {
+  /** Serialized ModelProto. */
+  bytes: Uint8Array;
+  /** Folder that external-data `location`s are relative to; undefined when the graph has no external weights. */
+  externalDataFolder?: string;
+  /** True when some weight is stored in 16-bit and cast at run time (constant folding would copy it to fp32). */
+  hasCastWeights: boolean;
+  inputNames: string[];
+  outputNames: string[];
+  /** Total bytes of external weights referenced, by stored dtype. */
+  weightBytes: Partial<Record<DType, number>>;
+}
+
+interface ExternalRef {
+  info: TensorInfo;
+  init: TensorProtoInit;
+}
+
+export class GraphBuilder {
+  private readonly nodes: NodeInit[] = [];
+  private readonly inlined: TensorProtoInit[] = [];
+  private readonly external = new Map<string, ExternalRef>();
+  private readonly weightValues = new Map<string, Value>();
+  private readonly inputs: ValueInfoInit[] = [];
+  private readonly outputs: ValueInfoInit[] = [];
+  private readonly usedNames = new Set<string>();
+  private readonly constCache = new Map<string, Value>();
+  private hasCastWeights = false;
+
+  constructor(readonly name: string, readonly weights?: WeightSource) {}
+
+  /** Declares a graph input. Dimensions are numbers or symbolic names. */
+  input(name: string, type: ElemType, dims: readonly (number | string)[]): Value {
+    this.claim(name);
+    this.inputs.push(valueInfo(name, ELEM_TYPES[type], dims));
+    return name;
+  }
+
+  /** Declares a graph output (renamed through Identity when the value has another name). */
+  output(value: Value, name: string, type: ElemType, dims: readonly (number | string)[]): void {
+    const out = value === name ? value : this.renameTo(value, name);
+    this.outputs.push(valueInfo(out, ELEM_TYPES[type], dims));
+  }
+
+  /** Adds a node with one output. */
+  op(opType: string, inputs: readonly (Value | "")[], attrs: Record<string, AttrValue> = {}, opts: OpOptions = {}): Value {
+    return this.opN(opType, inputs, attrs, { ...opts, outputs: 1 })[0];
+  }
+
+  /** Adds a node with `opts.outputs` outputs. */
+  opN(opType: string, inputs: readonly (Value | "")[], attrs: Record<string, AttrValue> = {}, opts: OpOptions = {}): Value[] {
+    const base = this.unique(opts.name ?? opType);
+    const n = opts.outputs ?? 1;
+    const outputs = Array.from({ length: n }, (_, i) => (n === 1 ? base : `${base}:${i}`));
+    outputs.forEach((o) => this.usedNames.add(o));
+    this.nodes.push({
+      name: base,
+      op_type: opType,
+      domain: opts.domain,
+      input: [...inputs],
+      output: outputs,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return outputs;
+  }
+
+  /** A 1-D int64 constant (shapes, axes, indices). */
+  constI64(values: readonly number[]): Value {
+    const raw = new Uint8Array(new BigInt64Array(values.map((v) => BigInt(v))).buffer);
+    return this.inline(`i64[${values.join(",")}]`, [values.length], OnnxType.INT64, raw);
+  }
+
+  /** A float32 constant: a scalar (dims []) when given a number. */
+  constF32(values: number | Float32Array, dims?: readonly number[]): Value {
+    const data = typeof values === "number" ? Float32Array.of(values) : values;
+    const shape = dims ?? (typeof values === "number" ? [] : [data.length]);
+    const key = data.length <= 16 ? `f32[${Array.from(data).join(",")}]/${shape.join("x")}` : undefined;
+    return this.inline(key, shape, OnnxType.FLOAT, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  /**
+   * A weight from the checkpoint, as float32. Stored 16-bit weights are cast at run time.
+   * `expectShape` is checked against the file so a wrong checkpoint fails at build time, naming the tensor.
+   */
+  weight(name: string, expectShape?: readonly number[]): Value {
+    const cached = this.weightValues.get(name);
+    if (cached) return cached;
+    const raw = this.rawWeight(name, expectShape);
+    const info = this.external.get(raw)!.info;
+    let value = raw;
+    if (info.dtype !== "F32") {
+      if (info.dtype !== "F16" && info.dtype !== "BF16") {
+        throw new TensorShapeError(info.file, name, "a floating-point dtype (F32, F16 or BF16)", info.dtype);
+      }
+      this.hasCastWeights = true;
+      value = this.op("Cast", [raw], { to: OnnxType.FLOAT }, { name: `${name}/cast` });
+    }
+    this.weightValues.set(name, value);
+    return value;
+  }
+
+  /** A weight exactly as stored (no cast). Used for quantized/integer tensors. */
+  rawWeight(name: string, expectShape?: readonly number[]): Value {
+    if (this.external.has(name)) return name;
+    if (!this.weights) throw new Error(`GraphBuilder ${this.name}: no WeightSource to read weight "${name}" from`);
+    const info = this.weights.get(name);
+    if (expectShape && !sameShape(info.shape, expectShape)) {
+      throw new TensorShapeError(info.file, name, expectShape, info.shape);
+    }
+    const dataType = DTYPE_TO_ONNX[info.dtype];
+    if (dataType === undefined) throw new TensorShapeError(info.file, name, "a dtype ONNX can hold", info.dtype);
+    this.claim(name);
+    this.external.set(name, {
+      info,
+      init: { name, dims: [...info.shape], data_type: dataType, data_location: 1, external_data: [] },
+    });
+    return name;
+  }
+
+  /** The shape of a checkpoint tensor (for deriving sizes from the weights). */
+  weightShape(name: string): readonly number[] {
+    if (!this.weights) throw new Error(`GraphBuilder ${this.name}: no WeightSource`);
+    return this.weights.get(name).shape;
+  }
+
+  build(opsets: Record<string, number> = { "": 21, "com.microsoft": 1 }): BuiltModel {
+    const { folder, initializers } = this.externalInitializers();
+    const weightBytes: Partial<Record<DType, number>> = {};
+    for (const { info } of this.external.values()) weightBytes[info.dtype] = (weightBytes[info.dtype] ?? 0) + info.byteLength;
+    const bytes = encodeModel({
+      graphName: this.name,
+      nodes: this.nodes,
+      initializers: [...this.inlined, ...initializers],
+      inputs: this.inputs,
+      outputs: this.outputs,
+      opsets: Object.entries(opsets).map(([domain, version]) => ({ domain, version })),
+    });
+    return {
+      bytes,
+      externalDataFolder: folder,
+      hasCastWeights: this.hasCastWeights,
+      inputNames: this.inputs.map((i) => i.name),
+      outputNames: this.outputs.map((o) => o.name),
+      weightBytes,
+    };
+  }
+
+  /**
+   * onnxruntime resolves external locations against one folder and refuses `..` and absolute paths,
+   * so every location is made relative to the deepest folder holding all the (symlink-resolved) files.
+   */
+  private externalInitializers(): { folder?: string; initializers: TensorProtoInit[] } {
+    const refs = [...this.external.values()];
+    if (refs.length === 0) return { initializers: [] };
+    const folder = commonFolder(refs.map((r) => r.info.file));
+    const initializers = refs.map(({ info, init }) => ({
+      ...init,
+      external_data: [
+        { key: "location", value: path.relative(folder, info.file) },
+        { key: "offset", value: String(info.offset) },
+        { key: "length", value: String(info.byteLength) },
+      ],
+    }));
+    return { folder, initializers };
+  }
+
+  private inline(cacheKey: string | undefined, dims: readonly number[], dataType: OnnxType, raw: Uint8Array): Value {
+    const hit = cacheKey && this.constCache.get(cacheKey);
+    if (hit) return hit;
+    const name = this.unique("const");
+    this.usedNames.add(name);
+    this.inlined.push({ name, dims: [...dims], data_type: dataType, raw_data: raw.slice() });
+    if (cacheKey) this.constCache.set(cacheKey, name);
+    return name;
+  }
+
+  private renameTo(value: Value, name: string): Value {
+    this.claim(name);
+    this.nodes.push({ name: `${name}/identity`, op_type: "Identity", input: [value], output: [name], attribute: [] });
+    return name;
+  }
+
+  private claim(name: string): void {
+    if (this.usedNames.has(name)) throw new Error(`GraphBuilder ${this.name}: value name "${name}" used twice`);
+    this.usedNames.add(name);
+  }
+
+  private unique(base: string): string {
+    let name = base;
+    for (let i = 1; this.usedNames.has(name); i++) name = `${base}_${i}`;
+    return name;
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function commonFolder(files: string[]): string {
+  let folder = path.dirname(files[0]);
+  for (const f of files) {
+    while (path.relative(folder, f).startsWith("..")) folder = path.dirname(folder);
+  }
+  return folder;
+}
+
+function valueInfo(name: string, elemType: OnnxType, dims: readonly (number | string)[]): ValueInfoInit {
+  return {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: elemType,
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  };
+}
+
+function attribute(name: string, v: AttrValue): AttributeInit {
+  if (v instanceof FloatAttr) return { name, type: AttrType.FLOAT, f: v.value };
+  if (typeof v === "number") return Number.isInteger(v) ? { name, type: AttrType.INT, i: v } : { name, type: AttrType.FLOAT, f: v };
+  if (typeof v === "string") return { name, type: AttrType.STRING, s: Buffer.from(v, "utf8") };
+  const list = v as readonly (number | FloatAttr | string)[];
+  if (list.length > 0 && typeof list[0] === "string") {
+    return { name, type: AttrType.STRINGS, strings: (list as string[]).map((s) => Buffer.from(s, "utf8")) };
+  }
+  const isFloat = list.some((x) => x instanceof FloatAttr || (typeof x === "number" && !Number.isInteger(x)));
+  const nums = list.map((x) => (x instanceof FloatAttr ? x.value : (x as number)));
+  return isFloat ? { name, type: AttrType.FLOATS, floats: nums } : { name, type: AttrType.INTS, ints: nums };
+}

@@ -1,0 +1,76 @@
+/**
+ * Layer helpers shared by the model graphs. Each mirrors one torch module and reads weights by their
+ * state-dict prefix, so model files read like the diffusers/transformers forward pass.
+ */
+import { GraphBuilder, float, type AttrValue, type Value } from "./graph";
+
+/**
+ * torch `nn.Linear`: y = x Wᵀ + b with W stored [out, in]. FusedMatMul(transB=1) reads W in place
+ * (a Transpose node would be constant-folded into an anonymous copy of the weight).
+ */
+export function linear(g: GraphBuilder, x: Value, prefix: string, opts: { bias?: boolean; shape?: [number, number] } = {}): Value {
+  const w = g.weight(`${prefix}.weight`, opts.shape);
+  const y = g.op("FusedMatMul", [x, w], { transB: 1, alpha: float(1) }, { domain: "com.microsoft", name: `${prefix}/matmul` });
+  if (opts.bias === false) return y;
+  return g.op("Add", [y, g.weight(`${prefix}.bias`, opts.shape ? [opts.shape[0]] : undefined)], {}, { name: `${prefix}/bias` });
+}
+
+/** LayerNorm over the last axis; affine only when `prefix` is given (weight/bias from the checkpoint). */
+export function layerNorm(g: GraphBuilder, x: Value, dim: number, eps: number, prefix?: string): Value {
+  const scale = prefix ? g.weight(`${prefix}.weight`, [dim]) : g.constF32(new Float32Array(dim).fill(1), [dim]);
+  const bias = prefix ? g.weight(`${prefix}.bias`, [dim]) : "";
+  return g.op("LayerNormalization", bias ? [x, scale, bias] : [x, scale], { axis: -1, epsilon: float(eps) }, { name: prefix ? `${prefix}/ln` : "ln" });
+}
+
+export function silu(g: GraphBuilder, x: Value): Value {
+  return g.op("Mul", [x, g.op("Sigmoid", [x])], {}, { name: "silu" });
+}
+
+/** GELU with the tanh approximation (torch `GELU(approximate="tanh")`, transformers `gelu_new`). */
+export function geluTanh(g: GraphBuilder, x: Value): Value {
+  return g.op("Gelu", [x], { approximate: "tanh" });
+}
+
+export function reshape(g: GraphBuilder, x: Value, shape: readonly number[] | Value): Value {
+  return g.op("Reshape", [x, typeof shape === "string" ? shape : g.constI64(shape)]);
+}
+
+export function transpose(g: GraphBuilder, x: Value, perm: readonly number[]): Value {
+  return g.op("Transpose", [x], { perm: [...perm] });
+}
+
+/** Splits `x` along `axis` into `n` equal parts. */
+export function chunk(g: GraphBuilder, x: Value, n: number, axis: number): Value[] {
+  return g.opN("Split", [x], { axis, num_outputs: n }, { outputs: n });
+}
+
+/** Dimension `axis` of `x` as a 1-element int64 tensor (for building dynamic shapes). */
+export function dim(g: GraphBuilder, x: Value, axis: number): Value {
+  return g.op("Shape", [x], { start: axis, end: axis + 1 });
+}
+
+export function concatShape(g: GraphBuilder, parts: readonly (Value | number)[]): Value {
+  return g.op("Concat", parts.map((p) => (typeof p === "number" ? g.constI64([p]) : p)), { axis: 0 });
+}
+
+export interface AttentionMasks {
+  /** int32 [B, L]: 1 keeps a key, 0 masks it (onnxruntime applies its mask_filter_value, -10000 by default). */
+  keyPaddingMask?: Value;
+  /** Additive float bias broadcastable to [B, heads, S, L]. */
+  attentionBias?: Value;
+}
+
+/**
+ * Scaled dot-product attention over [B, S, heads·headDim] projections with com.microsoft MultiHeadAttention,
+ * which never materializes the S×L probability matrix.
+ */
+export function multiHeadAttention(
+  g: GraphBuilder, q: Value, k: Value, v: Value, heads: number, opts: AttentionMasks & { scale?: number } = {},
+): Value {
+  const inputs: (Value | "")[] = [q, k, v, "", opts.keyPaddingMask ?? ""];
+  if (opts.attentionBias) inputs.push("", "", opts.attentionBias);
+  while (inputs[inputs.length - 1] === "") inputs.pop();
+  const attrs: Record<string, AttrValue> = { num_heads: heads };
+  if (opts.scale !== undefined) attrs.scale = float(opts.scale);
+  return g.op("MultiHeadAttention", inputs, attrs, { domain: "com.microsoft", name: "mha" });
+}

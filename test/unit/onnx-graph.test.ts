@@ -1,0 +1,138 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as ort from "onnxruntime-node";
+import { GraphBuilder } from "../../src/onnx/graph";
+import { linear, layerNorm } from "../../src/onnx/ops";
+import { createSession } from "../../src/onnx/session";
+import type { DType, TensorInfo, WeightSource } from "../../src/io/types";
+import { TensorShapeError } from "../../src/io/errors";
+
+/** Writes raw tensors back to back after a small header; returns a WeightSource over them (no io/ dependency). */
+function writeWeights(file: string, tensors: Record<string, { dtype: DType; shape: number[]; bytes: Uint8Array }>): WeightSource {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeFileSync(file, Buffer.concat([len, json, ...Object.values(tensors).map((t) => Buffer.from(t.bytes))]));
+  const real = fs.realpathSync(file);
+  const infos = new Map<string, TensorInfo>();
+  for (const [name, t] of Object.entries(tensors)) {
+    const [b, e] = (header[name] as { data_offsets: number[] }).data_offsets;
+    infos.set(name, { name, dtype: t.dtype, shape: t.shape, file: real, offset: 8 + json.length + b, byteLength: e - b });
+  }
+  return {
+    dir: path.dirname(file),
+    has: (n) => infos.has(n),
+    get: (n) => {
+      const i = infos.get(n);
+      if (!i) throw new Error(`missing ${n}`);
+      return i;
+    },
+    names: () => [...infos.keys()],
+  };
+}
+
+const f32 = (a: number[]) => new Uint8Array(Float32Array.from(a).buffer);
+
+function toF16Bits(x: number): number {
+  // Exact for the small integers and halves used below.
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = ((u >>> 23) & 0xff) - 127 + 15;
+  const mant = (u >>> 13) & 0x3ff;
+  return x === 0 ? sign : sign | (exp << 10) | mant;
+}
+
+describe("onnx/GraphBuilder", () => {
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), "pixart-graph-")); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  // W [out=2, in=3] as torch stores nn.Linear weights.
+  const W = [1, 2, 3, -1, 0.5, 4];
+  const B = [0.25, -2];
+  const X = [1, 2, 3, 4, 5, 6]; // [2, 3]
+  const expected = [1 + 4 + 9 + 0.25, -1 + 1 + 12 - 2, 4 + 10 + 18 + 0.25, -4 + 2.5 + 24 - 2];
+
+  async function runLinear(ws: WeightSource): Promise<Float32Array> {
+    const g = new GraphBuilder("linear", ws);
+    const x = g.input("x", "float32", ["n", 3]);
+    g.output(linear(g, x, "fc", { shape: [2, 3] }), "y", "float32", ["n", 2]);
+    const session = await createSession(g.build());
+    try {
+      const out = await session.run({ x: new ort.Tensor("float32", Float32Array.from(X), [2, 3]) });
+      return out.y.data as Float32Array;
+    } finally {
+      await session.release();
+    }
+  }
+
+  it("runs nn.Linear with weights memory-mapped from a safetensors file", async () => {
+    const ws = writeWeights(path.join(dir, "a.safetensors"), {
+      "fc.weight": { dtype: "F32", shape: [2, 3], bytes: f32(W) },
+      "fc.bias": { dtype: "F32", shape: [2], bytes: f32(B) },
+    });
+    assert.deepStrictEqual(Array.from(await runLinear(ws)), expected);
+  });
+
+  it("casts fp16 and bf16 weights to float32 at run time", async () => {
+    const h = new Uint16Array(W.map(toF16Bits));
+    const bf = new Uint16Array(new Uint32Array(Float32Array.from(B).buffer).map((u) => u >>> 16));
+    const ws = writeWeights(path.join(dir, "b.safetensors"), {
+      "fc.weight": { dtype: "F16", shape: [2, 3], bytes: new Uint8Array(h.buffer) },
+      "fc.bias": { dtype: "BF16", shape: [2], bytes: new Uint8Array(bf.buffer) },
+    });
+    assert.deepStrictEqual(Array.from(await runLinear(ws)), expected);
+  });
+
+  it("reads weights through symlinks into another folder (the Hugging Face cache layout)", async () => {
+    const blobs = path.join(dir, "blobs");
+    const snap = path.join(dir, "snapshots", "rev", "transformer");
+    fs.mkdirSync(blobs, { recursive: true });
+    fs.mkdirSync(snap, { recursive: true });
+    writeWeights(path.join(blobs, "sha1"), {
+      "fc.weight": { dtype: "F32", shape: [2, 3], bytes: f32(W) },
+      "fc.bias": { dtype: "F32", shape: [2], bytes: f32(B) },
+    });
+    fs.symlinkSync(path.relative(snap, path.join(blobs, "sha1")), path.join(snap, "w.safetensors"));
+    const ws = writeWeights(path.join(dir, "unused.safetensors"), {});
+    const real = fs.realpathSync(path.join(snap, "w.safetensors"));
+    const viaLink: WeightSource = {
+      ...ws,
+      has: () => true,
+      get: (n) => ({ ...(n === "fc.weight"
+        ? { name: n, dtype: "F32" as DType, shape: [2, 3], offset: 0, byteLength: 24 }
+        : { name: n, dtype: "F32" as DType, shape: [2], offset: 24, byteLength: 8 }), file: real,
+        offset: (n === "fc.weight" ? 0 : 24) + 8 + fs.readFileSync(real).readUInt32LE(0) }),
+    };
+    assert.deepStrictEqual(Array.from(await runLinear(viaLink)), expected);
+  });
+
+  it("refuses a weight whose shape does not match the config, naming the tensor", () => {
+    const ws = writeWeights(path.join(dir, "c.safetensors"), {
+      "fc.weight": { dtype: "F32", shape: [3, 2], bytes: f32(W) },
+    });
+    const g = new GraphBuilder("bad", ws);
+    assert.throws(() => linear(g, g.input("x", "float32", [1, 3]), "fc", { shape: [2, 3] }),
+      (e: unknown) => e instanceof TensorShapeError && /fc\.weight/.test(e.message) && /\[2, 3\]/.test(e.message));
+  });
+
+  it("LayerNormalization without affine parameters matches the formula", async () => {
+    const g = new GraphBuilder("ln");
+    const x = g.input("x", "float32", [1, 4]);
+    g.output(layerNorm(g, x, 4, 1e-6), "y", "float32", [1, 4]);
+    const session = await createSession(g.build());
+    const y = (await session.run({ x: new ort.Tensor("float32", Float32Array.from([1, 2, 3, 4]), [1, 4]) })).y.data as Float32Array;
+    await session.release();
+    const sd = Math.sqrt(1.25 + 1e-6);
+    [1, 2, 3, 4].forEach((v, i) => assert.ok(Math.abs(y[i] - (v - 2.5) / sd) < 1e-6));
+  });
+});
