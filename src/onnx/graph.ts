@@ -96,6 +96,7 @@ export class GraphBuilder {
     const base = this.unique(opts.name ?? opType);
     const n = opts.outputs ?? 1;
     const outputs = Array.from({ length: n }, (_, i) => (n === 1 ? base : `${base}:${i}`));
+    this.usedNames.add(base);
     outputs.forEach((o) => this.usedNames.add(o));
     this.nodes.push({
       name: base,
