@@ -1,0 +1,5 @@
+export {
+  TorchGenerator, TorchGeneratorOptions, TorchGeneratorState, NormalKernel, RandomArgumentError, Shape, shapeSize,
+  TORCH_DEFAULT_SEED,
+} from "./torch-generator";
+export { randnTensor, defaultGenerator } from "./randn-tensor";
