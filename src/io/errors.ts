@@ -89,11 +89,23 @@ export class PathEscapeError extends CheckpointError {
   override name = "PathEscapeError";
   readonly path: string;
   readonly root: string;
-  /** `file` holds the path `written` (in `field`); `root` is the folder it must stay inside. */
-  constructor(file: string, written: string, root: string, loc: ErrorLocation = {}) {
-    super(file, `path "${written}" leaves the checkpoint folder ${root}; only relative paths inside it are allowed`, loc);
+  /**
+   * `file` holds the path `written` (in `field`); `root` is the folder it must stay inside; `detail` says
+   * how it escapes when that is not obvious (e.g. through a symlink).
+   */
+  constructor(file: string, written: string, root: string, loc: ErrorLocation & { detail?: string } = {}) {
+    const how = loc.detail ? ` (${loc.detail})` : "";
+    super(file, `path "${written}" leaves the checkpoint folder ${root}${how}; only paths inside it are allowed`, loc);
     this.path = written;
     this.root = root;
+  }
+}
+
+/** A component folder has no weights file (in the requested variant). */
+export class WeightsNotFoundError extends CheckpointError {
+  override name = "WeightsNotFoundError";
+  constructor(dir: string, lookedFor: readonly string[], hint = "") {
+    super(dir, `no weights found; expected one of ${lookedFor.join(", ")}${hint ? ` (${hint})` : ""}`);
   }
 }
 
@@ -115,6 +127,14 @@ export class PathNotFoundError extends CheckpointError {
   }
 }
 
+/** A string used as a Hugging Face repo id (or revision) is not a valid one. */
+export class InvalidRepoIdError extends CheckpointError {
+  override name = "InvalidRepoIdError";
+  constructor(value: string, field: "repo_id" | "revision", expected: string) {
+    super(value, `invalid ${field === "repo_id" ? "repo id" : "revision"}; expected ${expected}`, { field });
+  }
+}
+
 /** A repo id has no usable snapshot in the local Hugging Face cache. */
 export class RepoNotCachedError extends CheckpointError {
   override name = "RepoNotCachedError";
@@ -122,7 +142,8 @@ export class RepoNotCachedError extends CheckpointError {
   readonly revision: string;
   /** `file` is the folder where the snapshot was expected; `lookedAt` lists every path tried. */
   constructor(repoId: string, revision: string, file: string, lookedAt: readonly string[], reason: string) {
-    const download = `huggingface-cli download ${repoId}${revision === "main" ? "" : ` --revision ${revision}`}`;
+    // `hf` is the CLI of current huggingface_hub releases (older ones call it `huggingface-cli`).
+    const download = `hf download ${repoId}${revision === "main" ? "" : ` --revision ${revision}`}`;
     super(
       file,
       `repo "${repoId}" (revision "${revision}") is not in the local Hugging Face cache: ${reason}. ` +
