@@ -1,0 +1,280 @@
+/**
+ * PixArtTransformer2DModel (diffusers), the PixArt-Σ diffusion transformer, as an ONNX graph.
+ *
+ * Forward pass, in order: patch embedding + 2-D sin-cos positions → timestep embedding (AdaLayerNormSingle)
+ * → caption projection → N × transformer block (adaLN-modulated self-attention, un-normed cross-attention,
+ * adaLN-modulated feed-forward) → final modulation → proj_out → unpatchify.
+ * The positional table is computed here in TypeScript (float64, like diffusers) and fed as an input, so one
+ * session serves every resolution.
+ */
+import * as path from "path";
+import { openComponent } from "../io/checkpoint";
+import type { WeightSource } from "../io/types";
+import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
+import { chunk, concatShape, dim, geluTanh, layerNorm, linear, multiHeadAttention, reshape, silu, transpose } from "../onnx/ops";
+import type { SessionConfig } from "../onnx/session";
+import { ConfigReader, type RawConfig } from "./config-fields";
+import { OrtModel, fromOrt, toOrt, type Tensor } from "./model";
+import * as ort from "onnxruntime-node";
+
+export interface PixArtTransformer2DConfig {
+  numAttentionHeads: number;
+  attentionHeadDim: number;
+  /** heads × head dim: the token width. */
+  innerDim: number;
+  inChannels: number;
+  outChannels: number;
+  numLayers: number;
+  /** Latent size the checkpoint was trained at (positions are exact there, interpolated elsewhere). */
+  sampleSize: number;
+  patchSize: number;
+  interpolationScale: number;
+  /** Width of the text embeddings fed in; null when there is no caption projection. */
+  captionChannels: number | null;
+  crossAttentionDim: number;
+  activationFn: "gelu-approximate" | "gelu";
+  normEps: number;
+  ffInnerDim: number;
+}
+
+/** Accepts what diffusers accepts for PixArt-Σ and refuses, at load, what diffusers would only fail on later. */
+export function parsePixArtTransformerConfig(raw: RawConfig, file: string): PixArtTransformer2DConfig {
+  const c = new ConfigReader(raw, file);
+  const className = c.string("_class_name", "PixArtTransformer2DModel");
+  c.require(["PixArtTransformer2DModel", "Transformer2DModel"].includes(className), "_class_name",
+    `expected "PixArtTransformer2DModel" or "Transformer2DModel", found "${className}"`);
+  c.string("norm_type", "ada_norm_single", ["ada_norm_single"]);
+  c.require(c.has("num_embeds_ada_norm") || !("num_embeds_ada_norm" in raw), "num_embeds_ada_norm",
+    "must not be null for norm_type \"ada_norm_single\" (diffusers refuses it too)");
+  c.require(!c.has("use_additional_conditions") || c.boolean("use_additional_conditions") === false, "use_additional_conditions",
+    "PixArt-α resolution/aspect-ratio micro-conditioning is not supported; PixArt-Σ checkpoints set it to false");
+  c.require(!c.boolean("norm_elementwise_affine", false), "norm_elementwise_affine", "only false (PixArt's parameter-free LayerNorms) is supported");
+  c.string("attention_type", "default", ["default"]);
+  c.boolean("attention_bias", true);
+
+  const heads = c.int("num_attention_heads", 16);
+  const headDim = c.int("attention_head_dim", 72);
+  const innerDim = heads * headDim;
+  const sampleSize = c.int("sample_size", 128);
+  const inChannels = c.int("in_channels", 4);
+  const captionChannels = c.has("caption_channels") ? c.int("caption_channels") : null;
+  const crossAttentionDim = c.int("cross_attention_dim", 1152);
+  if (captionChannels !== null) {
+    // The caption projection outputs innerDim features, which attn2's key/value projections then read.
+    c.require(crossAttentionDim === innerDim, "cross_attention_dim",
+      `must equal num_attention_heads × attention_head_dim = ${heads} × ${headDim} = ${innerDim}, found ${crossAttentionDim}`);
+  }
+  return {
+    numAttentionHeads: heads,
+    attentionHeadDim: headDim,
+    innerDim,
+    inChannels,
+    outChannels: c.has("out_channels") ? c.int("out_channels") : inChannels,
+    numLayers: c.int("num_layers", 28),
+    sampleSize,
+    patchSize: c.int("patch_size", 2),
+    interpolationScale: c.has("interpolation_scale")
+      ? c.number("interpolation_scale", undefined, { min: Number.MIN_VALUE })
+      : Math.max(Math.floor(sampleSize / 64), 1),
+    captionChannels,
+    crossAttentionDim,
+    activationFn: c.string("activation_fn", "gelu-approximate", ["gelu-approximate", "gelu"] as const),
+    normEps: c.number("norm_eps", 1e-6, { min: 0 }),
+    ffInnerDim: 4 * innerDim,
+  };
+}
+
+/** Sinusoid frequencies of diffusers' `get_timestep_embedding` for 256 channels, in float32 like torch. */
+function timestepFrequencies(half: number): Float32Array {
+  const negLog = Math.fround(-Math.log(10000));
+  return Float32Array.from({ length: half }, (_, k) => Math.fround(Math.exp(Math.fround(Math.fround(negLog * k) / half))));
+}
+
+export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, weights: WeightSource): BuiltModel {
+  const { innerDim: d, patchSize: p, outChannels } = config;
+  const g = new GraphBuilder("pixart_transformer_2d", weights);
+  const hiddenStates = g.input("hidden_states", "float32", ["batch", config.inChannels, "height", "width"]);
+  const encoderHiddenStates = g.input("encoder_hidden_states", "float32", ["batch", "text_len", config.captionChannels ?? config.crossAttentionDim]);
+  const encoderMask = g.input("encoder_attention_mask", "int64", ["batch", "text_len"]);
+  const timestep = g.input("timestep", "float32", ["batch"]);
+  const posEmbed = g.input("pos_embed", "float32", [1, "tokens", d]);
+
+  // PatchEmbed: a p×p stride-p convolution, tokens in row-major patch order, plus the positional table.
+  const patches = g.op("Conv", [hiddenStates, g.weight("pos_embed.proj.weight", [d, config.inChannels, p, p]), g.weight("pos_embed.proj.bias", [d])],
+    { kernel_shape: [p, p], strides: [p, p] }, { name: "pos_embed.proj" });
+  let x = g.op("Add", [transpose(g, reshape(g, patches, [0, d, -1]), [0, 2, 1]), posEmbed]);
+
+  // AdaLayerNormSingle: sinusoid [cos | sin] → MLP → tEmb; SiLU → linear → six modulation vectors per block.
+  const freqs = g.constF32(timestepFrequencies(128), [1, 128]);
+  const args = g.op("Mul", [g.op("Unsqueeze", [timestep, g.constI64([1])]), freqs]);
+  const sinusoid = g.op("Concat", [g.op("Cos", [args]), g.op("Sin", [args])], { axis: 1 });
+  const te = "adaln_single.emb.timestep_embedder";
+  const tEmb = linear(g, silu(g, linear(g, sinusoid, `${te}.linear_1`, { shape: [d, 256] })), `${te}.linear_2`, { shape: [d, d] });
+  const t6 = reshape(g, linear(g, silu(g, tEmb), "adaln_single.linear", { shape: [6 * d, d] }), [0, 6, d]);
+
+  // Caption projection: T5 features → token width (padding positions too; the mask removes them later).
+  let text = encoderHiddenStates;
+  if (config.captionChannels !== null) {
+    const h = geluTanh(g, linear(g, text, "caption_projection.linear_1", { shape: [d, config.captionChannels] }));
+    text = linear(g, h, "caption_projection.linear_2", { shape: [d, d] });
+  }
+  // onnxruntime adds its mask_filter_value (-10000, as diffusers) to the scores of keys whose mask is 0.
+  const keyPaddingMask = g.op("Cast", [encoderMask], { to: 6 /* int32 */ });
+
+  for (let i = 0; i < config.numLayers; i++) x = transformerBlock(g, config, `transformer_blocks.${i}`, x, text, t6, keyPaddingMask);
+
+  // Final layer: shift/scale from tEmb (not from t6), then the per-patch projection.
+  const finalMod = g.op("Add", [g.weight("scale_shift_table", [2, d]), g.op("Unsqueeze", [tEmb, g.constI64([1])])]);
+  const [shift, scale] = chunk(g, finalMod, 2, 1);
+  x = modulate(g, layerNorm(g, x, d, 1e-6), shift, scale);
+  x = linear(g, x, "proj_out", { shape: [p * p * outChannels, d] });
+
+  // Unpatchify: token (i, j), channel (a, b, c) → pixel (c, i·p + a, j·p + b).
+  const pConst = g.constI64([p]);
+  const hp = g.op("Div", [dim(g, hiddenStates, 2), pConst]);
+  const wp = g.op("Div", [dim(g, hiddenStates, 3), pConst]);
+  const grid = reshape(g, x, concatShape(g, [-1, hp, wp, p, p, outChannels]));
+  const pixels = transpose(g, grid, [0, 5, 1, 3, 2, 4]);
+  const out = reshape(g, pixels, concatShape(g, [-1, outChannels, g.op("Mul", [hp, pConst]), g.op("Mul", [wp, pConst])]));
+  g.output(out, "sample", "float32", ["batch", outChannels, "height", "width"]);
+  return g.build();
+}
+
+/** x·(1 + scale) + shift, in diffusers' order of operations. */
+function modulate(g: GraphBuilder, x: Value, shift: Value, scale: Value): Value {
+  return g.op("Add", [g.op("Mul", [x, g.op("Add", [scale, g.constF32(1)])]), shift]);
+}
+
+function transformerBlock(
+  g: GraphBuilder, config: PixArtTransformer2DConfig, prefix: string, x: Value, text: Value, t6: Value, keyPaddingMask: Value,
+): Value {
+  const d = config.innerDim;
+  const mod = g.op("Add", [g.weight(`${prefix}.scale_shift_table`, [6, d]), t6]);
+  const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(g, mod, 6, 1);
+
+  const n1 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMsa, scaleMsa);
+  x = g.op("Add", [g.op("Mul", [gateMsa, attention(g, config, `${prefix}.attn1`, n1, n1)]), x]);
+
+  // PixArt's cross-attention reads the residual stream directly: no norm, no gate.
+  x = g.op("Add", [attention(g, config, `${prefix}.attn2`, x, text, keyPaddingMask), x]);
+
+  const n2 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMlp, scaleMlp);
+  const ff = `${prefix}.ff.net`;
+  let h = linear(g, n2, `${ff}.0.proj`, { shape: [config.ffInnerDim, d] });
+  h = config.activationFn === "gelu-approximate" ? geluTanh(g, h) : g.op("Gelu", [h]);
+  h = linear(g, h, `${ff}.2`, { shape: [d, config.ffInnerDim] });
+  return g.op("Add", [g.op("Mul", [gateMlp, h]), x]);
+}
+
+function attention(g: GraphBuilder, config: PixArtTransformer2DConfig, prefix: string, x: Value, context: Value, keyPaddingMask?: Value): Value {
+  const d = config.innerDim;
+  const kvIn = prefix.endsWith("attn2") ? config.crossAttentionDim : d;
+  const q = linear(g, x, `${prefix}.to_q`, { shape: [d, d] });
+  const k = linear(g, context, `${prefix}.to_k`, { shape: [d, kvIn] });
+  const v = linear(g, context, `${prefix}.to_v`, { shape: [d, kvIn] });
+  const o = multiHeadAttention(g, q, k, v, config.numAttentionHeads, { keyPaddingMask });
+  return linear(g, o, `${prefix}.to_out.0`, { shape: [d, d] });
+}
+
+/**
+ * diffusers' `get_2d_sincos_pos_embed` for a (rows × cols) patch grid: grid coordinates in float32, the
+ * sinusoids in float64, result rounded to float32. Channels: [sin x, cos x, sin y, cos y] (x = column).
+ */
+export function sincosPosEmbed(dim: number, rows: number, cols: number, baseSize: number, interpolationScale: number): Float32Array {
+  const f = Math.fround;
+  const coords = (n: number) => Float32Array.from({ length: n }, (_, i) => f(f(i / f(n / baseSize)) / f(interpolationScale)));
+  const ys = coords(rows);
+  const xs = coords(cols);
+  const quarter = dim / 4;
+  const omega = Float64Array.from({ length: quarter }, (_, k) => 1 / Math.pow(10000, k / (dim / 4)));
+  const out = new Float32Array(rows * cols * dim);
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < cols; j++) {
+      const row = (i * cols + j) * dim;
+      for (let k = 0; k < quarter; k++) {
+        const ax = xs[j] * omega[k];
+        const ay = ys[i] * omega[k];
+        out[row + k] = Math.sin(ax);
+        out[row + quarter + k] = Math.cos(ax);
+        out[row + 2 * quarter + k] = Math.sin(ay);
+        out[row + 3 * quarter + k] = Math.cos(ay);
+      }
+    }
+  }
+  return out;
+}
+
+export interface TransformerForwardInput {
+  /** [B, inChannels, h, w] latents (h, w multiples of the patch size). */
+  hiddenStates: Tensor;
+  /** [B, L, captionChannels] text embeddings. */
+  encoderHiddenStates: Tensor;
+  /** [B, L] 1 = keep, 0 = padding. */
+  encoderAttentionMask: Tensor<BigInt64Array>;
+  /** One timestep per batch row: integers from DDPM-style schedulers or fractions from Euler-type ones. */
+  timestep: ArrayLike<number> | BigInt64Array;
+}
+
+export class PixArtTransformer2DModel extends OrtModel {
+  private readonly posEmbedCache = new Map<string, Float32Array>();
+
+  private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ort.InferenceSession) {
+    super("transformer", built, session);
+  }
+
+  static async fromPretrained(componentDir: string, opts: SessionConfig = {}): Promise<PixArtTransformer2DModel> {
+    const component = await openComponent(path.dirname(componentDir), path.basename(componentDir));
+    const config = parsePixArtTransformerConfig(component.config, component.configFile);
+    const built = buildPixArtTransformerGraph(config, component.weights!);
+    return new PixArtTransformer2DModel(config, built, await OrtModel.createSession(built, opts));
+  }
+
+  async forward(input: TransformerForwardInput): Promise<Tensor> {
+    const [batch, channels, h, w] = input.hiddenStates.dims;
+    const { patchSize: p } = this.config;
+    this.check(input.hiddenStates.dims.length === 4 && channels === this.config.inChannels, "hiddenStates",
+      `[batch, ${this.config.inChannels}, height, width]`, input.hiddenStates.dims);
+    this.check(h % p === 0 && w % p === 0 && h > 0 && w > 0, "hiddenStates",
+      `height and width that are positive multiples of the patch size ${p}`, input.hiddenStates.dims);
+    const [tb, len, width] = input.encoderHiddenStates.dims;
+    this.check(tb === batch && width === (this.config.captionChannels ?? this.config.crossAttentionDim), "encoderHiddenStates",
+      `[${batch}, L, ${this.config.captionChannels ?? this.config.crossAttentionDim}]`, input.encoderHiddenStates.dims);
+    this.check(input.encoderAttentionMask.dims[0] === batch && input.encoderAttentionMask.dims[1] === len,
+      "encoderAttentionMask", `[${batch}, ${len}]`, input.encoderAttentionMask.dims);
+    this.check(input.timestep.length === batch, "timestep", `${batch} values`, [input.timestep.length]);
+
+    const timestep = Float32Array.from(Array.from(input.timestep as ArrayLike<number | bigint>, Number));
+    const out = await this.run({
+      hidden_states: toOrt(input.hiddenStates),
+      encoder_hidden_states: toOrt(input.encoderHiddenStates),
+      encoder_attention_mask: toOrt(input.encoderAttentionMask),
+      timestep: new ort.Tensor("float32", timestep, [batch]),
+      pos_embed: new ort.Tensor("float32", this.posEmbed(h / p, w / p), [1, (h / p) * (w / p), this.config.innerDim]),
+    });
+    return fromOrt(out.sample);
+  }
+
+  /** Positions for a rows × cols patch grid, relative to the training grid (sampleSize / patchSize). */
+  posEmbed(rows: number, cols: number): Float32Array {
+    const key = `${rows}x${cols}`;
+    let table = this.posEmbedCache.get(key);
+    if (!table) {
+      const baseSize = Math.floor(this.config.sampleSize / this.config.patchSize);
+      table = sincosPosEmbed(this.config.innerDim, rows, cols, baseSize, this.config.interpolationScale);
+      this.posEmbedCache.set(key, table);
+    }
+    return table;
+  }
+
+  private check(ok: boolean, argument: string, expected: string, found: readonly number[]): void {
+    if (!ok) throw new TransformerInputError(argument, expected, found);
+  }
+}
+
+export class TransformerInputError extends Error {
+  override name = "TransformerInputError";
+  constructor(readonly argument: string, expected: string, found: readonly number[]) {
+    super(`PixArtTransformer2DModel.forward: ${argument} must be ${expected}, got shape [${found.join(", ")}]`);
+  }
+}
+
