@@ -1,0 +1,14 @@
+/** Checkpoint I/O: safetensors, the diffusers folder layout, the Hugging Face cache. */
+export * from "./types";
+export * from "./errors";
+export { JsonObject, JsonValue, isJsonObject, parsePythonJson, readJsonFile, readJsonObject } from "./json";
+export {
+  DTYPE_SIZES, MAX_HEADER_BYTES, SafetensorsFile, TensorArray, byteSize, isDType, openSafetensors,
+  readTensorData, readTensorFloat32, toFloat32, toTypedArray,
+} from "./safetensors";
+export { TensorDataSource, TensorToWrite, WriteOptions, WriteResult, layoutSafetensors, writeSafetensors } from "./safetensors-writer";
+export {
+  CheckpointWeights, Component, ComponentOptions, ComponentSpec, MODEL_INDEX, PipelineFolder, WeightOptions,
+  openComponent, openPipelineFolder, openWeights, requireTensors, weightFileCandidates, withAliases,
+} from "./checkpoint";
+export { HubCacheOptions, hubCacheDir, isRepoId, repoFolderName, resolveModelPath, snapshotPath, validateRepoId } from "./hub-cache";
