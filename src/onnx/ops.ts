@@ -68,9 +68,35 @@ export function multiHeadAttention(
   g: GraphBuilder, q: Value, k: Value, v: Value, heads: number, opts: AttentionMasks & { scale?: number } = {},
 ): Value {
   const inputs: (Value | "")[] = [q, k, v, "", opts.keyPaddingMask ?? ""];
-  if (opts.attentionBias) inputs.push("", "", opts.attentionBias);
+  // Input 5 (after bias, key_padding_mask); 6 and 7 are past_key / past_value.
+  if (opts.attentionBias) inputs.push(opts.attentionBias);
   while (inputs[inputs.length - 1] === "") inputs.pop();
   const attrs: Record<string, AttrValue> = { num_heads: heads };
   if (opts.scale !== undefined) attrs.scale = float(opts.scale);
   return g.op("MultiHeadAttention", inputs, attrs, { domain: "com.microsoft", name: "mha" });
+}
+
+/**
+ * torch `nn.GroupNorm` (affine) over [N, C, ...]. GroupNormalization-21 takes per-channel scale and bias as
+ * torch does (the com.microsoft GroupNorm has no CPU kernel).
+ */
+export function groupNorm(g: GraphBuilder, x: Value, prefix: string, groups: number, channels: number, eps: number): Value {
+  const scale = g.weight(`${prefix}.weight`, [channels]);
+  const bias = g.weight(`${prefix}.bias`, [channels]);
+  return g.op("GroupNormalization", [x, scale, bias], { num_groups: groups, epsilon: float(eps) }, { name: `${prefix}/gn` });
+}
+
+/** torch `nn.Conv2d` with stride 1 and "same" zero padding (odd kernel), weight [out, in, k, k] read in place. */
+export function conv2d(g: GraphBuilder, x: Value, prefix: string, opts: { inChannels: number; outChannels: number; kernel: number }): Value {
+  const { inChannels, outChannels, kernel } = opts;
+  const w = g.weight(`${prefix}.weight`, [outChannels, inChannels, kernel, kernel]);
+  const b = g.weight(`${prefix}.bias`, [outChannels]);
+  const p = (kernel - 1) / 2;
+  return g.op("Conv", [x, w, b], { kernel_shape: [kernel, kernel], pads: [p, p, p, p] }, { name: `${prefix}/conv` });
+}
+
+/** `F.interpolate(scale_factor=s, mode="nearest")` on [N, C, H, W]: output pixel i reads input floor(i / s). */
+export function upsampleNearest2d(g: GraphBuilder, x: Value, scale: number): Value {
+  const scales = g.constF32(Float32Array.of(1, 1, scale, scale));
+  return g.op("Resize", [x, "", scales], { mode: "nearest", coordinate_transformation_mode: "asymmetric", nearest_mode: "floor" });
 }
