@@ -23,8 +23,8 @@ function where(loc: ErrorLocation): string {
 export class CheckpointError extends Error {
   override name = "CheckpointError";
   readonly file: string;
-  readonly field?: string;
-  readonly tensor?: string;
+  declare readonly field?: string;
+  declare readonly tensor?: string;
 
   /** Message: `<file>[, tensor "t" | , field "f"]: <problem>`. */
   constructor(file: string, problem: string, loc: ErrorLocation = {}) {
@@ -74,8 +74,8 @@ export interface ConfigLocation extends ErrorLocation {
 /** A config file (config.json, model_index.json, an index file) is missing, malformed or has a bad value. */
 export class ConfigError extends CheckpointError {
   override name = "ConfigError";
-  readonly line?: number;
-  readonly column?: number;
+  declare readonly line?: number;
+  declare readonly column?: number;
   constructor(file: string, problem: string, loc: ConfigLocation = {}) {
     const at = loc.line !== undefined ? ` at line ${loc.line}, column ${loc.column ?? 0}` : "";
     super(file, `${problem}${at}`, loc);
