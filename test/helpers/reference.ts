@@ -19,8 +19,8 @@ export function tinyConfigs(): { name: string; dir: string; pipeline: string }[]
     .filter((c) => fs.existsSync(path.join(c.dir, "reference.safetensors")) && fs.existsSync(c.pipeline));
 }
 
-export async function loadReference(configDir: string): Promise<(name: string) => Promise<RefTensor>> {
-  const file = await openSafetensors(path.join(configDir, "reference.safetensors"));
+export async function loadReference(configDir: string, fileName = "reference.safetensors"): Promise<(name: string) => Promise<RefTensor>> {
+  const file = await openSafetensors(path.join(configDir, fileName));
   return async (name: string) => {
     const info = file.tensors.get(name);
     if (!info) throw new Error(`${file.path}: no reference tensor "${name}"`);
