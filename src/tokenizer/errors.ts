@@ -1,0 +1,31 @@
+/**
+ * Typed errors of the tokenizer. File problems extend the checkpoint errors of `io/` so that a loader can
+ * catch every "this checkpoint is broken" case with one class; argument problems are plain `Error`s.
+ */
+import { CheckpointError, ErrorLocation } from "../io/errors";
+
+/** A tokenizer file is missing, unreadable, or not what its name says (corrupt protobuf, bad JSON shape). */
+export class TokenizerFileError extends CheckpointError {
+  override name = "TokenizerFileError";
+}
+
+/**
+ * A tokenizer file is well formed but asks for something this port does not implement (a BPE model, an added
+ * token with `single_word`...). Refusing beats tokenizing differently from transformers without a word.
+ */
+export class UnsupportedTokenizerError extends CheckpointError {
+  override name = "UnsupportedTokenizerError";
+  constructor(file: string, problem: string, loc: ErrorLocation = {}) {
+    super(file, `${problem} (not supported by this T5 tokenizer port)`, loc);
+  }
+}
+
+/** An argument of `encode` / `decode` / the text preprocessing is out of range or of the wrong type. */
+export class TokenizerArgumentError extends Error {
+  override name = "TokenizerArgumentError";
+  readonly argument: string;
+  constructor(argument: string, problem: string) {
+    super(`${argument}: ${problem}`);
+    this.argument = argument;
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The T5 tokenizer against transformers 5.24 (fixtures from tools/reference/tokenizer.py): ids, masks and
+ * decoded text for every prompt of the corpus, for a folder with spiece.model and for the folder that
+ * transformers 5 saves (tokenizer.json), plus batches, truncation, padding and sentinels.
+ */
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { T5Tokenizer, toInt64Tensor } from "../../src/tokenizer";
+import { fixturesDir } from "../helpers/paths";
+
+const dir = path.join(fixturesDir, "tokenizer");
+
+interface Encoded {
+  ids: number[];
+  decoded: string;
+}
+interface Case {
+  text: string;
+  spiece: Encoded;
+  json: Encoded;
+  lower: string;
+}
+interface Fixture {
+  meta: { maxLength: number; vocabSize: number };
+  sentinels: Record<string, number>;
+  batches: {
+    texts: string[];
+    longest: { ids: number[][]; mask: number[][] };
+    maxLength8: { ids: number[][]; mask: number[][] };
+  };
+  cases: Case[];
+}
+
+const fixture = JSON.parse(fs.readFileSync(path.join(dir, "cases.json"), "utf8")) as Fixture;
+const MAX = fixture.meta.maxLength;
+
+function describeMismatch(text: string, expected: number[], actual: number[]): string {
+  let i = 0;
+  while (i < expected.length && expected[i] === actual[i]) i++;
+  return (
+    `prompt ${JSON.stringify(text)}: first difference at position ${i}: ` +
+    `expected ${JSON.stringify(expected.slice(i, i + 8))}, got ${JSON.stringify(actual.slice(i, i + 8))} ` +
+    `(lengths ${expected.length} vs ${actual.length})`
+  );
+}
+
+for (const format of ["spiece", "json"] as const) {
+  describe(`T5Tokenizer from the ${format === "spiece" ? "spiece.model" : "tokenizer.json"} folder`, () => {
+    let tok: T5Tokenizer;
+    before(async () => {
+      tok = await T5Tokenizer.fromPretrained(path.join(dir, format));
+    });
+
+    it("reads the file transformers 5 reads", () => {
+      assert.equal(path.basename(tok.source), format === "spiece" ? "spiece.model" : "tokenizer.json");
+      assert.equal(tok.vocabSize, fixture.meta.vocabSize);
+    });
+
+    it(`gives transformers' ids and mask on all ${fixture.cases.length} prompts`, () => {
+      const mismatches: string[] = [];
+      for (const c of fixture.cases) {
+        const expected = c[format].ids;
+        const padded = [...expected, ...new Array<number>(MAX - expected.length).fill(0)];
+        const mask = [...new Array<number>(expected.length).fill(1), ...new Array<number>(MAX - expected.length).fill(0)];
+        const { inputIds, attentionMask } = tok.encode([c.text]);
+        if (JSON.stringify(inputIds[0]) !== JSON.stringify(padded)) {
+          mismatches.push(describeMismatch(c.text, padded, inputIds[0]!));
+        } else {
+          assert.deepEqual(attentionMask[0], mask, c.text);
+        }
+      }
+      assert.equal(mismatches.length, 0, `${mismatches.length} mismatches; first: ${mismatches[0]}`);
+    });
+
+    it("decodes like transformers (skip_special_tokens=True)", () => {
+      for (const c of fixture.cases) {
+        assert.equal(tok.decode(c[format].ids, { skipSpecialTokens: true }), c[format].decoded, c.text);
+      }
+    });
+
+    it("maps the 100 sentinels like transformers", () => {
+      for (const [token, id] of Object.entries(fixture.sentinels)) {
+        assert.equal(tok.tokenToId(token), id, token);
+        assert.deepEqual(tok.tokenize(token), [id], token);
+      }
+    });
+
+    it("pads to the longest row, and truncates to a short max length keeping EOS", () => {
+      const { texts, longest, maxLength8 } = fixture.batches;
+      const a = tok.encode(texts, { padding: "longest" });
+      assert.deepEqual(a.inputIds, longest.ids);
+      assert.deepEqual(a.attentionMask, longest.mask);
+      const b = tok.encode(texts, { maxLength: 8 });
+      assert.deepEqual(b.inputIds, maxLength8.ids);
+      assert.deepEqual(b.attentionMask, maxLength8.mask);
+    });
+
+    it("encodes the empty prompt as EOS then padding", () => {
+      const { inputIds, attentionMask } = tok.encode([""]);
+      assert.deepEqual(inputIds[0], [1, ...new Array(MAX - 1).fill(0)]);
+      assert.deepEqual(attentionMask[0], [1, ...new Array(MAX - 1).fill(0)]);
+    });
+  });
+}
+
+describe("toInt64Tensor", () => {
+  it("flattens padded rows row-major", () => {
+    const t = toInt64Tensor([
+      [5, 1, 0],
+      [7, 8, 1],
+    ]);
+    assert.deepEqual(t.dims, [2, 3]);
+    assert.deepEqual(Array.from(t.data), [5n, 1n, 0n, 7n, 8n, 1n]);
+  });
+  it("refuses ragged rows", () => {
+    assert.throws(() => toInt64Tensor([[1, 2], [3]]), { name: "TokenizerArgumentError" });
+  });
+});

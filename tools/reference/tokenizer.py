@@ -1,0 +1,327 @@
+"""Reference fixtures for the T5 tokenizer (src/tokenizer/).
+
+Real T5 vocabularies cannot be downloaded here, so this tool trains a small SentencePiece unigram model with the
+T5 conventions (pad=0, eos=1, unk=2, no bos, nmt_nfkc normalisation) on a deterministic generated corpus, then
+records what transformers' T5Tokenizer produces with it, loaded the two ways a checkpoint can ship it:
+
+* `spiece/`: `spiece.model` plus a transformers-4 style `tokenizer_config.json` (the layout of the released
+  PixArt-Sigma checkpoints);
+* `json/`: the same tokenizer after `save_pretrained` under transformers 5 (`tokenizer.json` +
+  `tokenizer_config.json`, no `spiece.model`).
+
+It also records diffusers' `_text_preprocessing` outputs (clean_caption False and True) and Python's
+`str.lower()` / `str.isspace()` tables, which the TypeScript port must reproduce.
+
+Usage: .venv/bin/python tools/reference/tokenizer.py   (writes test/fixtures/tokenizer/)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+
+import sentencepiece as spm
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "test", "fixtures", "tokenizer")
+MAX_LENGTH = 300
+EXTRA_IDS = 100
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training corpus: captions made of real words, pseudo-words (so the unigram trainer learns sub-word pieces) and
+# some non-Latin words (so accented, Greek, Cyrillic and CJK characters are in the vocabulary and emoji are not).
+
+WORDS = """a an the of in on at with and or under over near behind photo painting portrait landscape mountain river
+sunset sunrise city night street woman man child girl boy old young beautiful dark light forest tree flower garden
+house car road sky cloud rain snow winter summer autumn spring golden hour cinematic detailed highly realistic
+digital art illustration style oil watercolor sketch drawing anime castle dragon knight sword fire water ocean beach
+wave sand desert camel star galaxy space astronaut rocket robot futuristic cyberpunk neon lights reflection glass
+mirror window door table chair coffee cup book library reading cat dog bird horse fox wolf bear red blue green yellow
+purple orange black white pink grey silver bronze wooden stone marble steel soft sharp focus bokeh wide angle closeup
+macro shot studio lighting dramatic moody vibrant colorful pastel minimalist surreal fantasy medieval victorian
+baroque renaissance impressionist trending artstation unreal engine octane render masterpiece best quality""".split()
+
+FOREIGN = """café naïve résumé über straße façade jalapeño crème brûlée fiancée déjà piñata smörgåsbord garçon
+élégant hôtel forêt château noël año niño ciudad montaña pájaro corazón mädchen größe schön künstler
+東京 猫 犬 山 川 花 空 日本 中国 北京 夜 雪 こんにちは ありがとう さくら ねこ 서울 고양이 사랑 하늘
+москва кошка собака город ночь зима αθήνα γάτα σκύλος θάλασσα ήλιος""".split()
+
+SYLLABLES = "ka lo mi nu pe ra si to vu ze bra cle dri fro glu pla qui sto tri vex orn ath eln ung ist".split()
+
+NUMBERS = "0 1 2 3 4 5 6 7 8 9 10 12 16 20 24 32 50 64 100 128 256 512 1024 2048 1080p 4k 8k 3d 2d".split()
+
+
+def training_lines(count: int = 30000) -> list[str]:
+    rnd = random.Random(1234)
+    pseudo = ["".join(rnd.choice(SYLLABLES) for _ in range(rnd.randint(2, 4))) for _ in range(600)]
+    pools = [(WORDS, 0.6), (pseudo, 0.2), (FOREIGN, 0.12), (NUMBERS, 0.08)]
+    lines = []
+    for _ in range(count):
+        words = []
+        for _ in range(rnd.randint(3, 16)):
+            r, acc = rnd.random(), 0.0
+            for pool, weight in pools:
+                acc += weight
+                if r < acc:
+                    words.append(rnd.choice(pool))
+                    break
+            else:
+                words.append(rnd.choice(WORDS))
+        line = " ".join(words)
+        if rnd.random() < 0.3:
+            line = line.capitalize()
+        if rnd.random() < 0.4:
+            line += rnd.choice([".", ",", "!", "?", ";", ":", " -", "'s", ")"])
+        lines.append(line)
+    return lines
+
+
+def train_model(path: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cwd = os.getcwd()
+        os.chdir(tmp)  # the trainer stores its input/output names in the proto: keep them relative
+        try:
+            with open("corpus.txt", "w", encoding="utf-8") as f:
+                f.write("\n".join(training_lines()))
+            spm.SentencePieceTrainer.train(
+                input="corpus.txt", model_prefix="spiece", model_type="unigram", vocab_size=1200,
+                hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                normalization_rule_name="nmt_nfkc", add_dummy_prefix=True, remove_extra_whitespaces=True,
+                character_coverage=0.9995, byte_fallback=False, num_threads=1, shuffle_input_sentence=False,
+                minloglevel=2,
+            )
+        finally:
+            os.chdir(cwd)
+        shutil.copyfile(os.path.join(tmp, "spiece.model"), path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The prompt corpus.
+
+HAND_WRITTEN = [
+    "",
+    " ",
+    "   \n\t  ",
+    "a cat",
+    "A photo of a cat sitting on a wooden table, golden hour, highly detailed, 8k",
+    "  leading and trailing spaces  ",
+    "runs     of      spaces",
+    "tabs\tand\t\ttabs",
+    "new\nlines\n\n\nand\r\nwindows\rbreaks",
+    "vertical\x0btab and form\x0cfeed",
+    "file\x1cgroup\x1drecord\x1eunit\x1fseparators",
+    "next\x85line",
+    "line\u2028separator and paragraph\u2029separator",
+    "no\u00a0break\u202fnarrow\u2007figure spaces",
+    "ideographic\u3000space and en\u2002em\u2003thin\u2009hair\u200aspaces",
+    "zero\u200bwidth\u200cnon\u200djoiner",
+    "byte\ufefforder mark",
+    "soft\u00adhyphen",
+    "control\x00chars\x07bell\x1bescape\x7fdel",
+    "Digits 0123456789 and 3.14159, 1,000,000 and 2024-11-27",
+    "1080p 4k 8k 3d render 512x512 1024x768",
+    "Café naïve résumé über straße façade jalapeño crème brûlée",
+    "Cafe\u0301 nai\u0308ve re\u0301sume\u0301 (decomposed accents)",
+    "A\u0301 Ａ\u0301 e\u0301\u0302\u0303\u0304 stacked combining marks",
+    "Ｆｕｌｌｗｉｄｔｈ ｆｏｒｍｓ １２３ ＡＢＣ ！？",
+    "ﾊﾝｶｸ half-width katakana ｶﾀｶﾅ",
+    "ligatures: ﬁsh ﬂower ﬀ ﬃ ﬄ ﬅ ﬆ",
+    "circled ① ② ⑳ superscript x² y³ fractions ½ ¼ ¾ roman Ⅻ ⅷ",
+    "math 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝐛𝐨𝐥𝐝 𝒮𝒸𝓇𝒾𝓅𝓉 ℝ ℕ ∑ ∫ √ ∞ ≠ ≤",
+    "東京の夜景、美しい猫 日本 中国 北京",
+    "こんにちは、世界！ ありがとう さくら",
+    "서울 고양이 사랑 하늘 한국어 문장",
+    "\u1100\u1161\u11a8 decomposed hangul jamo",
+    "Москва ночью, кошка и собака",
+    "ΑΘΗΝΑ Αθήνα ΟΔΟΣ Σ ΣΑΣ σας ΣΙΣΥΦΟΣ",
+    "Ὀδυσσεύς ᾅ polytonic greek",
+    "مرحبا بالعالم arabic text",
+    "שלום עולם hebrew",
+    "नमस्ते दुनिया क्षत्रिय श्री devanagari conjuncts",
+    "สวัสดีชาวโลก thai",
+    "emoji 😀 🙂 🎨 🐱 a cat 🐈‍⬛ family 👨‍👩‍👧‍👦",
+    "flags 🇯🇵 🇺🇸 🇫🇷 skin tones 👍🏽 👋🏿 keycap 1️⃣ #️⃣",
+    "heart ❤️ ❤ star ★ ☆ ✨ arrows → ← ↑ ↓ ⇒",
+    "😀😀😀😀😀 consecutive unknown characters 🙂🙂",
+    "literal </s> end of sequence token",
+    "text</s>glued</s></s>",
+    "<pad> <unk> </s> <s> <mask>",
+    "sentinel <extra_id_3> and <extra_id_0> and <extra_id_99>",
+    "<extra_id_100> is not a sentinel, nor is <extra_id_3 or extra_id_3>",
+    "glued<extra_id_7>text<extra_id_12>",
+    "fullwidth ＜/s＞ and ＜extra_id_1＞ and ＜unk＞",
+    "▁ lower one eighth block ▁▁ and ▁cat▁dog",
+    "▁",
+    "a▁b",
+    "İstanbul ıi İI Turkish dotted and dotless",
+    "Straße STRASSE ß ẞ",
+    "ǅ ǈ ǋ Ǳ titlecase digraphs",
+    "MIXED case TeXt WITH CaPiTaLs",
+    "URL https://www.example.com/path?q=1&x=2 and www.test.org",
+    "html <b>bold</b> &amp; &quot;quoted&quot; &lt;tag&gt; &#39;",
+    "email someone@example.com @nickname #hashtag #123",
+    "quotes “double” ‘single’ «guillemets» „low“ ‚low‘",
+    "dashes - – — ― ‐ minus − and ellipsis … ...",
+    "mojibake cafÃ© naÃ¯ve â€œquotedâ€",
+    "private use \ue000\uf8ff and unassigned \u0378 \U0001fffe",
+    "supplementary 𠀀 𪚥 𝄞 𓀀",
+    "punctuation!!! ??? ... ,,, ;;; ::: --- ___ *** ### @@@",
+    "brackets (round) [square] {curly} <angle> 「かぎ」 【すみ】",
+    "a" * 50,
+    "x " * 50,
+    " ".join(["word"] * 400),
+    "a, b. c; d: e! f? g' h\" i( j) k[ l] m{ n} o/ p\\ q| r~ s` t^ u& v* w+ x= y< z>",
+]
+
+
+def generated_prompts(count: int) -> list[str]:
+    """Random prompts mixing vocabulary words, odd characters and whitespace runs (seeded, so reproducible)."""
+    rnd = random.Random(20261127)
+    odd = list("éèêëàâäôöûüçñßøåæœ") + list("ΣσςΑΩЖжЯя東京猫犬あア한글") + list("😀🎨🐱❤★") + [
+        "\u0301", "\u0308", "\u200b", "\u00a0", "\u3000", "\u2028", "\ufeff", "\u00ad", "ﬁ", "Ａ", "１", "＜", "＞",
+        "²", "½", "①", "▁", "İ", "\t", "\n", "\r\n", "</s>", "<extra_id_5>", "<pad>", "&", "#", "@", "http://a.com",
+    ]
+    out = []
+    for i in range(count):
+        parts = []
+        for _ in range(rnd.randint(1, 40 if i % 10 else 220)):
+            r = rnd.random()
+            if r < 0.55:
+                parts.append(rnd.choice(WORDS + FOREIGN))
+            elif r < 0.7:
+                parts.append(rnd.choice(NUMBERS))
+            elif r < 0.85:
+                parts.append(rnd.choice(odd))
+            else:
+                parts.append("".join(rnd.choice(odd + list("abcxyz")) for _ in range(rnd.randint(1, 4))))
+        text = ""
+        for part in parts:
+            text += part + rnd.choice([" ", " ", " ", "", "  ", "\t", "\n", " \n ", ",", ", "])
+        if rnd.random() < 0.3:
+            text = text.upper()
+        elif rnd.random() < 0.3:
+            text = text.title()
+        out.append(text)
+    return out
+
+
+def prompts() -> list[str]:
+    return HAND_WRITTEN + generated_prompts(220)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Recording transformers' behaviour.
+
+def v4_style_config() -> dict:
+    """A tokenizer_config.json as transformers 4 wrote it for T5 (the released PixArt checkpoints' kind)."""
+    return {
+        "additional_special_tokens": [f"<extra_id_{i}>" for i in range(EXTRA_IDS)],
+        "eos_token": "</s>",
+        "extra_ids": EXTRA_IDS,
+        "model_max_length": 1000000000000000019884624838656,
+        "pad_token": "<pad>",
+        "sp_model_kwargs": {},
+        "tokenizer_class": "T5Tokenizer",
+        "unk_token": "<unk>",
+    }
+
+
+def encode_record(tok, text: str) -> dict:
+    enc = tok(text, padding="max_length", max_length=MAX_LENGTH, truncation=True, add_special_tokens=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    length = sum(mask)
+    assert len(ids) == MAX_LENGTH and mask == [1] * length + [0] * (MAX_LENGTH - length), text
+    assert all(i == tok.pad_token_id for i in ids[length:]), text
+    return {"ids": ids[:length], "decoded": tok.decode(ids[:length], skip_special_tokens=True)}
+
+
+def main() -> None:
+    from diffusers import PixArtSigmaPipeline
+    from transformers import T5Tokenizer
+
+    spiece_dir, json_dir = os.path.join(OUT, "spiece"), os.path.join(OUT, "json")
+    for d in (spiece_dir, json_dir):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+    train_model(os.path.join(spiece_dir, "spiece.model"))
+    with open(os.path.join(spiece_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(v4_style_config(), f, indent=2)
+
+    from_spiece = T5Tokenizer.from_pretrained(spiece_dir)
+    from_spiece.save_pretrained(json_dir)
+    assert sorted(os.listdir(json_dir)) == ["tokenizer.json", "tokenizer_config.json"], os.listdir(json_dir)
+    from_json = T5Tokenizer.from_pretrained(json_dir)
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(spiece_dir, "spiece.model"))
+
+    # diffusers' preprocessing, called on a bare instance (the method needs no component).
+    pipe = PixArtSigmaPipeline.__new__(PixArtSigmaPipeline)
+
+    cases, sp_differs = [], 0
+    for text in prompts():
+        a, b = encode_record(from_spiece, text), encode_record(from_json, text)
+        raw_sp = sp.encode(text)
+        if a["ids"][:-1] != raw_sp[: len(a["ids"]) - 1]:
+            sp_differs += 1
+        cases.append({
+            "text": text,
+            "spiece": a,
+            "json": b,
+            "lower": pipe._text_preprocessing(text, clean_caption=False)[0],
+        })
+
+    # Batches: padding="longest", and truncation to a short max_length.
+    batch = ["a cat", "", "A photo of a cat sitting on a wooden table, golden hour"]
+    longest = from_spiece(batch, padding="longest", truncation=True, max_length=MAX_LENGTH)
+    short = from_spiece(batch, padding="max_length", truncation=True, max_length=8)
+
+    sentinels = {f"<extra_id_{i}>": from_spiece.convert_tokens_to_ids(f"<extra_id_{i}>") for i in range(EXTRA_IDS)}
+    meta = {
+        "transformers": __import__("transformers").__version__,
+        "tokenizers": __import__("tokenizers").__version__,
+        "sentencepiece": spm.__version__,
+        "maxLength": MAX_LENGTH,
+        "vocabSize": len(from_spiece),
+        "pieceCount": sp.get_piece_size(),
+        "promptsWhereSentencePieceDiffers": sp_differs,
+        "note": "ids are stored without the padding tail; the tool asserted tail == pad id and mask == [1]*len+[0]*rest",
+    }
+    doc = {
+        "meta": meta,
+        "sentinels": sentinels,
+        "batches": {
+            "texts": batch,
+            "longest": {"ids": longest["input_ids"], "mask": longest["attention_mask"]},
+            "maxLength8": {"ids": short["input_ids"], "mask": short["attention_mask"]},
+        },
+        "cases": cases,
+    }
+    with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+    write_python_tables()
+    print(f"{len(cases)} prompts; sentencepiece itself differs from transformers 5 on {sp_differs}", file=sys.stderr)
+
+
+def write_python_tables() -> None:
+    """Python's str.lower() for every code point it changes, and the code points str.isspace() accepts."""
+    lower = {}
+    space = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        if c.lower() != c:
+            lower[cp] = c.lower()
+        if c.isspace():
+            space.append(cp)
+    doc = {"python": sys.version.split()[0], "unicode": __import__("unicodedata").unidata_version,
+           "lower": [[cp, s] for cp, s in sorted(lower.items())], "isspace": space}
+    with open(os.path.join(OUT, "python-str.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+
+
+if __name__ == "__main__":
+    main()
