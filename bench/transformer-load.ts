@@ -10,7 +10,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { performance } from "perf_hooks";
-import { openComponent } from "../src/io/checkpoint";
+import { openWeights } from "../src/io/checkpoint";
+import { readJsonObject } from "../src/io/json";
 import { formatBytes, processMemory, type ProcessMemory } from "../src/memory/probes";
 import { buildPixArtTransformerGraph, parsePixArtTransformerConfig, PixArtTransformer2DModel } from "../src/models/pixart-transformer-2d";
 import { createSession } from "../src/onnx/session";
@@ -28,9 +29,9 @@ async function main(): Promise<void> {
   global.gc?.();
   const m0 = processMemory();
   let t = performance.now();
-  const component = await openComponent(path.dirname(dir), path.basename(dir));
-  const config = parsePixArtTransformerConfig(component.config, component.configFile);
-  const built = buildPixArtTransformerGraph(config, component.weights!);
+  const configFile = path.join(dir, "config.json");
+  const config = parsePixArtTransformerConfig(await readJsonObject(configFile), configFile);
+  const built = buildPixArtTransformerGraph(config, await openWeights(dir));
   const buildMs = performance.now() - t;
   const m1 = processMemory();
   t = performance.now();

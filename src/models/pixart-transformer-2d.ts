@@ -8,7 +8,8 @@
  * session serves every resolution.
  */
 import * as path from "path";
-import { openComponent } from "../io/checkpoint";
+import { openWeights, type WeightOptions } from "../io/checkpoint";
+import { readJsonObject } from "../io/json";
 import type { WeightSource } from "../io/types";
 import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
 import { chunk, concatShape, dim, geluTanh, layerNorm, linear, multiHeadAttention, reshape, silu, transpose } from "../onnx/ops";
@@ -222,11 +223,16 @@ export class PixArtTransformer2DModel extends OrtModel {
     super("transformer", built, session);
   }
 
-  static async fromPretrained(componentDir: string, opts: SessionConfig = {}): Promise<PixArtTransformer2DModel> {
-    const component = await openComponent(path.dirname(componentDir), path.basename(componentDir));
-    const config = parsePixArtTransformerConfig(component.config, component.configFile);
-    const built = buildPixArtTransformerGraph(config, component.weights!);
-    return new PixArtTransformer2DModel(config, built, await OrtModel.createSession(built, opts));
+  /** Loads a `transformer/` folder (config.json + safetensors weights, single or sharded). */
+  static async fromPretrained(componentDir: string, opts: SessionConfig & WeightOptions = {}): Promise<PixArtTransformer2DModel> {
+    const configFile = path.join(componentDir, "config.json");
+    const config = parsePixArtTransformerConfig(await readJsonObject(configFile), configFile);
+    return PixArtTransformer2DModel.fromWeights(config, await openWeights(componentDir, opts), opts);
+  }
+
+  static async fromWeights(config: PixArtTransformer2DConfig, weights: WeightSource, session?: SessionConfig): Promise<PixArtTransformer2DModel> {
+    const built = buildPixArtTransformerGraph(config, weights);
+    return new PixArtTransformer2DModel(config, built, await OrtModel.createSession(built, session));
   }
 
   async forward(input: TransformerForwardInput): Promise<Tensor> {
