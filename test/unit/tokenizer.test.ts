@@ -6,7 +6,9 @@
 import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
+import * as os from "os";
 import { T5Tokenizer, toInt64Tensor } from "../../src/tokenizer";
+import { UnigramModel } from "../../src/tokenizer/unigram";
 import { fixturesDir } from "../helpers/paths";
 
 const dir = path.join(fixturesDir, "tokenizer");
@@ -21,8 +23,16 @@ interface Case {
   json: Encoded;
   lower: string;
 }
+interface Variant {
+  name: string;
+  config: Record<string, unknown> | null;
+  vocabSize: number;
+  cases: Array<{ text: string } & Encoded>;
+}
 interface Fixture {
   meta: { maxLength: number; vocabSize: number };
+  variants: Variant[];
+  unigram: { vocab: Array<[string, number]>; unkId: number; cases: Array<{ text: string; ids: number[] }> };
   sentinels: Record<string, number>;
   batches: {
     texts: string[];
@@ -103,6 +113,37 @@ for (const format of ["spiece", "json"] as const) {
     });
   });
 }
+
+describe("T5Tokenizer with other tokenizer_config.json contents next to spiece.model", () => {
+  let tmp: string;
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "t5-variants-"));
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  fixture.variants.forEach((v, i) => {
+    it(`${v.name}: ids like transformers`, async () => {
+      const folder = path.join(tmp, String(i));
+      fs.mkdirSync(folder);
+      fs.copyFileSync(path.join(dir, "spiece", "spiece.model"), path.join(folder, "spiece.model"));
+      if (v.config !== null) fs.writeFileSync(path.join(folder, "tokenizer_config.json"), JSON.stringify(v.config));
+      const tok = await T5Tokenizer.fromPretrained(folder);
+      assert.equal(tok.vocabSize, v.vocabSize);
+      for (const c of v.cases) {
+        assert.deepEqual(tok.encode([c.text], { padding: "longest" }).inputIds[0], c.ids, c.text);
+        assert.equal(tok.decode(c.ids, { skipSpecialTokens: true }), c.decoded, c.text);
+      }
+    });
+  });
+});
+
+describe("UnigramModel", () => {
+  it("breaks score ties and fuses unknowns like tokenizers' Unigram", () => {
+    const { vocab, unkId, cases } = fixture.unigram;
+    const model = new UnigramModel(vocab, unkId);
+    for (const c of cases) assert.deepEqual(model.tokenize(c.text), c.ids, c.text);
+  });
+});
 
 describe("toInt64Tensor", () => {
   it("flattens padded rows row-major", () => {

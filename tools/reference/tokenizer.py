@@ -291,6 +291,8 @@ def main() -> None:
     }
     doc = {
         "meta": meta,
+        "variants": config_variants(spiece_dir),
+        "unigram": unigram_cases(),
         "sentinels": sentinels,
         "batches": {
             "texts": batch,
@@ -303,6 +305,62 @@ def main() -> None:
         json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
     write_python_tables()
     print(f"{len(cases)} prompts; sentencepiece itself differs from transformers 5 on {sp_differs}", file=sys.stderr)
+
+
+VARIANT_PROMPTS = [
+    "a cat </s> dog",
+    "x<extra_id_1>y <extra_id_0>",
+    "＜extra_id_1＞ and ＜/s＞",
+    "<extra_id_99> <extra_id_5>",
+    "castle castles knight",
+    "",
+]
+
+
+def config_variants(spiece_dir: str) -> list[dict]:
+    """Other tokenizer_config.json contents next to the same spiece.model (the TS test rebuilds each folder)."""
+    from transformers import T5Tokenizer
+
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(spiece_dir, "spiece.model"))
+    plain = next(sp.id_to_piece(i) for i in range(3, sp.get_piece_size())
+                 if not sp.id_to_piece(i).startswith("\u2581") and len(sp.id_to_piece(i)) >= 3)
+    flags = dict(single_word=False, lstrip=False, rstrip=False, normalized=False, special=True)
+    variants = [
+        {"name": "spiece.model alone", "config": None},
+        {"name": "extra_ids 0", "config": {"extra_ids": 0}},
+        {"name": "added_tokens_decoder with flags", "config": {
+            "extra_ids": 100,
+            "added_tokens_decoder": {
+                "1": {**flags, "content": "</s>", "lstrip": True, "rstrip": True},
+                str(sp.piece_to_id(plain)): {**flags, "content": plain, "special": False},
+                str(sp.get_piece_size() + 98): {**flags, "content": "<extra_id_1>", "normalized": True},
+            },
+        }},
+    ]
+    for v in variants:
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copyfile(os.path.join(spiece_dir, "spiece.model"), os.path.join(tmp, "spiece.model"))
+            if v["config"] is not None:
+                with open(os.path.join(tmp, "tokenizer_config.json"), "w") as f:
+                    json.dump(v["config"], f)
+            tok = T5Tokenizer.from_pretrained(tmp)
+            prompts_v = VARIANT_PROMPTS + [f"{plain} x{plain}y {plain.upper()}"]
+            v["cases"] = [{"text": t, **encode_record(tok, t)} for t in prompts_v]
+            v["vocabSize"] = len(tok)
+    return variants
+
+
+def unigram_cases() -> dict:
+    """The bare Unigram model of `tokenizers` on a made-up vocabulary with equal-score paths and unknowns."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import Unigram
+
+    vocab = [["<unk>", 0.0], ["a", -1.0], ["b", -1.0], ["ab", -2.0], ["c", -1.5], ["bc", -2.5], ["abc", -4.0],
+             ["d", -0.5], ["xy", -3.0], ["\U0001f600", -2.0], ["e\u0301", -1.0]]
+    tok = Tokenizer(Unigram([tuple(v) for v in vocab], unk_id=0, byte_fallback=False))
+    texts = ["ab", "abc", "abcd", "bcab", "zz", "azzb", "xyz", "zxy", "\U0001f600\U0001f601", "\U0001f601a",
+             "e\u0301e", "<unk>z", "qq<unk>", "a<unk>b", ""]
+    return {"vocab": vocab, "unkId": 0, "cases": [{"text": t, "ids": tok.encode(t).ids} for t in texts]}
 
 
 def write_python_tables() -> None:
