@@ -1,0 +1,110 @@
+"""Compare a freshly generated fixture tree with the committed one (the --check mode of make_fixtures.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+TENSOR_ATOL = 1e-6
+
+
+def list_files(root: str) -> set[str]:
+    found = set()
+    for folder, _, files in os.walk(root):
+        for name in files:
+            found.add(os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/"))
+    return found
+
+
+def compare_trees(expected_root: str, actual_root: str, names: list[str]) -> list[str]:
+    """Return human-readable differences between expected_root/NAME and actual_root/NAME for each name."""
+    problems: list[str] = []
+    for name in names:
+        expected, actual = os.path.join(expected_root, name), os.path.join(actual_root, name)
+        if not os.path.isdir(expected):
+            problems.append(f"{name}: committed fixture folder {expected} is missing")
+            continue
+        expected_files, actual_files = list_files(expected), list_files(actual)
+        for missing in sorted(actual_files - expected_files):
+            problems.append(f"{name}/{missing}: generated but not committed")
+        for extra in sorted(expected_files - actual_files):
+            problems.append(f"{name}/{extra}: committed but no longer generated")
+        for rel in sorted(expected_files & actual_files):
+            problems += [f"{name}/{rel}: {p}" for p in compare_file(os.path.join(expected, rel), os.path.join(actual, rel))]
+    return problems
+
+
+def compare_file(expected: str, actual: str) -> list[str]:
+    if expected.endswith(".safetensors"):
+        return compare_safetensors(expected, actual)
+    if expected.endswith(".json"):
+        with open(expected, encoding="utf-8") as f:
+            want = json.load(f)
+        with open(actual, encoding="utf-8") as f:
+            got = json.load(f)
+        return compare_json(want, got, "")
+    with open(expected, "rb") as f:
+        want_bytes = f.read()
+    with open(actual, "rb") as f:
+        got_bytes = f.read()
+    return [] if want_bytes == got_bytes else [f"bytes differ ({len(want_bytes)} committed, {len(got_bytes)} generated)"]
+
+
+def compare_safetensors(expected: str, actual: str) -> list[str]:
+    want, got = load_file(expected), load_file(actual)
+    problems = []
+    for key in sorted(set(want) | set(got)):
+        if key not in got:
+            problems.append(f"tensor {key} no longer generated")
+        elif key not in want:
+            problems.append(f"tensor {key} generated but not committed")
+        else:
+            problems += [f"tensor {key}: {p}" for p in compare_tensor(want[key], got[key])]
+    return problems
+
+
+def compare_tensor(want: torch.Tensor, got: torch.Tensor) -> list[str]:
+    if want.dtype != got.dtype:
+        return [f"dtype {got.dtype}, committed {want.dtype}"]
+    if want.shape != got.shape:
+        return [f"shape {list(got.shape)}, committed {list(want.shape)}"]
+    if want.numel() == 0:
+        return []
+    if not want.is_floating_point():
+        differing = int((want != got).sum())
+        return [f"{differing} integer values differ"] if differing else []
+    diff = (want.double() - got.double()).abs()
+    worst = float(diff.max())
+    if not worst <= TENSOR_ATOL:
+        index = tuple(int(i) for i in torch.unravel_index(torch.argmax(diff), diff.shape))
+        return [f"max abs diff {worst:.3g} > {TENSOR_ATOL} at {list(index)} "
+                f"(committed {float(want[index]):.9g}, generated {float(got[index]):.9g})"]
+    return []
+
+
+def compare_json(want: Any, got: Any, where: str) -> list[str]:
+    if isinstance(want, dict) and isinstance(got, dict):
+        problems = []
+        for key in sorted(set(want) | set(got)):
+            path = f"{where}.{key}" if where else key
+            if key not in got:
+                problems.append(f"{path}: key no longer generated")
+            elif key not in want:
+                problems.append(f"{path}: key generated but not committed")
+            else:
+                problems += compare_json(want[key], got[key], path)
+        return problems
+    if isinstance(want, list) and isinstance(got, list):
+        if len(want) != len(got):
+            return [f"{where}: length {len(got)}, committed {len(want)}"]
+        return [p for i, (a, b) in enumerate(zip(want, got)) for p in compare_json(a, b, f"{where}[{i}]")]
+    if isinstance(want, float) and isinstance(got, float) and math.isnan(want) and math.isnan(got):
+        return []
+    if type(want) is not type(got) or want != got:
+        return [f"{where}: {json.dumps(got)}, committed {json.dumps(want)}"]
+    return []
