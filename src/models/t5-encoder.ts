@@ -70,7 +70,7 @@ export function parseT5Config(raw: RawConfig, file: string): T5Config {
     numLayers: c.int("num_layers", 6),
     relativeAttentionNumBuckets: numBuckets,
     relativeAttentionMaxDistance: maxDistance,
-    layerNormEpsilon: c.number("layer_norm_epsilon", 1e-6, { min: 0, max: 1 }),
+    layerNormEpsilon: c.number("layer_norm_epsilon", 1e-6, { min: 0 }),
     feedForwardProj,
     denseActFn,
     isGatedAct,
@@ -97,8 +97,8 @@ function parseFeedForward(c: ConfigReader): { feedForwardProj: string; denseActF
   c.require(act === derivedAct, "dense_act_fn",
     `dense_act_fn ${JSON.stringify(act)} contradicts feed_forward_proj ${JSON.stringify(feedForwardProj)} (which means ${JSON.stringify(derivedAct)})`);
   if (!(T5_ACTIVATIONS as readonly string[]).includes(act)) {
-    c.fail(c.has("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj",
-      `an activation this graph implements (${T5_ACTIVATIONS.join(", ")})`, c.raw[c.has("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj"]);
+    const field = c.has("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj";
+    c.fail(field, `an activation this graph implements (${T5_ACTIVATIONS.join(", ")})`, c.raw[field]);
   }
   return { feedForwardProj, denseActFn: act as T5Activation, isGatedAct };
 }
@@ -107,11 +107,12 @@ function parseFeedForward(c: ConfigReader): { feedForwardProj: string; denseActF
  * transformers' bidirectional relative-position bucket of `rel` = key index − query index.
  *
  * torch evaluates the logarithmic buckets in float32 (log of a float32 ratio, divided by float32(ln(max/exact)),
- * times an integer, truncated), so an exact-integer boundary like |rel| = 16, 32, 64 for 32/128 lands where
- * float32 puts it; double precision would put some of them one bucket lower. Each step is rounded to float32
- * here (Math.log is rounded once more to float32, i.e. a correctly rounded logf). torch's own logf (MKL/Sleef)
- * is not correctly rounded, so for a few unusual bucket/distance pairs an exact boundary can fall the other way
- * there; the unit test checks the table against torch for the configurations in use.
+ * times an integer, truncated), and at an exact-integer boundary the rounding decides the bucket: with 18
+ * buckets and max distance 128, double precision would put |rel| = 8, 16 and 64 one bucket lower than torch.
+ * So each step is rounded to float32 here (Math.log rounded once more to float32, i.e. a correctly rounded
+ * logf). torch's own logf (MKL/Sleef) is not always correctly rounded, so for a few unusual pairs an exact
+ * boundary falls the other way in torch (of 22,474 pairs with 4–80 buckets, |rel| ≤ 1024: 6 pairs, one |rel|
+ * each, e.g. 34 buckets / 27 at |rel| 12); the unit test checks the pairs in use against torch.
  */
 export function relativePositionBucket(rel: number, numBuckets: number, maxDistance: number): number {
   const half = Math.floor(numBuckets / 2);
