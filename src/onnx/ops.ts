@@ -77,13 +77,20 @@ export function multiHeadAttention(
 }
 
 /**
- * torch `nn.GroupNorm` (affine) over [N, C, ...]. GroupNormalization-21 takes per-channel scale and bias as
- * torch does (the com.microsoft GroupNorm has no CPU kernel).
+ * torch `nn.GroupNorm` (affine) over [N, C, H, W]: InstanceNormalization over [N, groups, rest], then the
+ * per-channel affine. Measured on the CPU EP against GroupNormalization-21 ([1,256,128,128], 1 thread): 2–4× faster,
+ * no extra full-size temporary, and far more accurate when activations have a large mean (max error vs float64
+ * 6.7e-5 instead of 4.4e-3 at mean 30; GroupNormalization-21 loses precision there). com.microsoft GroupNorm has
+ * no CPU kernel.
  */
 export function groupNorm(g: GraphBuilder, x: Value, prefix: string, groups: number, channels: number, eps: number): Value {
-  const scale = g.weight(`${prefix}.weight`, [channels]);
-  const bias = g.weight(`${prefix}.bias`, [channels]);
-  return g.op("GroupNormalization", [x, scale, bias], { num_groups: groups, epsilon: float(eps) }, { name: `${prefix}/gn` });
+  const unit = g.constF32(new Float32Array(groups).fill(1), [groups]);
+  const zero = g.constF32(new Float32Array(groups), [groups]);
+  const grouped = reshape(g, x, [0, groups, -1]);
+  const normed = g.op("InstanceNormalization", [grouped, unit, zero], { epsilon: float(eps) }, { name: `${prefix}/gn` });
+  const perChannel = (name: string) => reshape(g, g.weight(`${prefix}.${name}`, [channels]), [channels, 1, 1]);
+  const scaled = g.op("Mul", [reshape(g, normed, g.op("Shape", [x])), perChannel("weight")], {}, { name: `${prefix}/scale` });
+  return g.op("Add", [scaled, perChannel("bias")], {}, { name: `${prefix}/shift` });
 }
 
 /** torch `nn.Conv2d` with stride 1 and "same" zero padding (odd kernel), weight [out, in, k, k] read in place. */
