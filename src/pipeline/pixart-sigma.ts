@@ -1,0 +1,357 @@
+/**
+ * PixArtSigmaPipeline: diffusers' text-to-image pipeline for PixArt-Σ, in TypeScript.
+ *
+ * `call()` reads as diffusers' `__call__`: 1. default size and resolution binning, 2. check inputs,
+ * 3. encode the prompt, 4. prepare timesteps, 5. prepare latents, 6. denoising loop, 7. decode, 8. post-process.
+ */
+import * as path from "path";
+import { openPipelineFolder, type PipelineFolder } from "../io/checkpoint";
+import { resolveModelPath } from "../io/hub-cache";
+import type { Tensor } from "../models/model";
+import { AutoencoderKL } from "../models/autoencoder-kl";
+import { PixArtTransformer2DModel } from "../models/pixart-transformer-2d";
+import { T5EncoderModel } from "../models/t5-encoder";
+import type { SessionConfig } from "../onnx/session";
+import { TorchGenerator } from "../random/torch-generator";
+import { randnTensor } from "../random/randn-tensor";
+import { loadScheduler, type Scheduler } from "../schedulers/scheduler";
+import { T5Tokenizer, toInt64Tensor } from "../tokenizer/t5-tokenizer";
+import { textPreprocessing } from "../tokenizer/text-preprocess";
+import { PixArtImage, postprocessToNhwc } from "./image";
+import { binTableFor, classifyHeightWidthBin, resizeAndCrop } from "./resolution-binning";
+import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } from "./tensor-ops";
+
+/** A wrong argument to the pipeline: names the argument and what was expected. */
+export class PipelineArgumentError extends Error {
+  override name = "PipelineArgumentError";
+  constructor(readonly argument: string, message: string) {
+    super(`${argument}: ${message}`);
+  }
+}
+
+/** A component the call needs was left out or removed. */
+export class ComponentMissingError extends Error {
+  override name = "ComponentMissingError";
+  constructor(readonly component: string, purpose: string) {
+    super(`pipe.${component} is not loaded but is needed ${purpose}; load it with \`await pipe.load("${component}")\` ` +
+      `(or pass it to PixArtSigmaPipeline.fromPretrained)`);
+  }
+}
+
+export type ComponentName = "tokenizer" | "textEncoder" | "transformer" | "vae" | "scheduler";
+
+/** Folder names in a diffusers pipeline, by component. */
+export const COMPONENT_FOLDERS: Record<ComponentName, string> = {
+  tokenizer: "tokenizer", textEncoder: "text_encoder", transformer: "transformer", vae: "vae", scheduler: "scheduler",
+};
+
+export interface FromPretrainedOptions {
+  /** Hugging Face cache revision when a repo id is given (default "main"). */
+  revision?: string;
+  cacheDir?: string;
+  /** A component instance to use, or null to leave it out (like diffusers' `text_encoder=None`). */
+  tokenizer?: T5Tokenizer | null;
+  textEncoder?: T5EncoderModel | null;
+  transformer?: PixArtTransformer2DModel | null;
+  vae?: AutoencoderKL | null;
+  scheduler?: Scheduler;
+  /** onnxruntime options for the sessions created here. */
+  session?: SessionConfig;
+}
+
+export interface EncodePromptOptions {
+  doClassifierFreeGuidance?: boolean;
+  negativePrompt?: string | string[];
+  numImagesPerPrompt?: number;
+  promptEmbeds?: Tensor;
+  promptAttentionMask?: Tensor<BigInt64Array>;
+  negativePromptEmbeds?: Tensor;
+  negativePromptAttentionMask?: Tensor<BigInt64Array>;
+  cleanCaption?: boolean;
+  maxSequenceLength?: number;
+}
+
+export interface EncodedPrompt {
+  promptEmbeds: Tensor;
+  promptAttentionMask: Tensor<BigInt64Array>;
+  negativePromptEmbeds?: Tensor;
+  negativePromptAttentionMask?: Tensor<BigInt64Array>;
+}
+
+export interface StepInfo {
+  /** 0-based step index. */
+  step: number;
+  numInferenceSteps: number;
+  timestep: number;
+  /** Latents after this step. */
+  latents: Tensor;
+}
+
+export interface CallOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance"> {
+  prompt?: string | string[];
+  numInferenceSteps?: number;
+  /** Custom descending timesteps (schedulers that accept them). */
+  timesteps?: number[];
+  guidanceScale?: number;
+  height?: number;
+  width?: number;
+  useResolutionBinning?: boolean;
+  /** DDIM's η; ignored by schedulers without it. */
+  eta?: number;
+  /** A seed, or torch-identical generators (one, or one per image). */
+  seed?: number;
+  generator?: TorchGenerator | TorchGenerator[];
+  /** Initial latents [B, C, h, w] to use instead of drawing noise. */
+  latents?: Tensor;
+  outputType?: "image" | "latent" | "tensor";
+  /** Called after every step; return false to stop early (the current latents are then decoded). */
+  callbackOnStepEnd?: (info: StepInfo) => void | boolean | Promise<void | boolean>;
+  /** Aborting stops the run between steps with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface PipelineOutput {
+  /** outputType "image" (default): one image per prompt × numImagesPerPrompt. */
+  images?: PixArtImage[];
+  /** outputType "latent": final latents, not scaled. */
+  latents?: Tensor;
+  /** outputType "tensor": NHWC float32 in [0, 1] (diffusers `output_type="np"`). */
+  tensor?: Tensor;
+  /** Steps run (fewer than asked when a callback stopped the run). */
+  stepsRun: number;
+}
+
+export class PixArtSigmaPipeline {
+  tokenizer: T5Tokenizer | null;
+  textEncoder: T5EncoderModel | null;
+  transformer: PixArtTransformer2DModel | null;
+  vae: AutoencoderKL | null;
+  scheduler: Scheduler;
+
+  constructor(components: { tokenizer: T5Tokenizer | null; textEncoder: T5EncoderModel | null; transformer: PixArtTransformer2DModel | null;
+    vae: AutoencoderKL | null; scheduler: Scheduler }, readonly source?: PipelineFolder, readonly sessionConfig: SessionConfig = {}) {
+    this.tokenizer = components.tokenizer;
+    this.textEncoder = components.textEncoder;
+    this.transformer = components.transformer;
+    this.vae = components.vae;
+    this.scheduler = components.scheduler;
+  }
+
+  /** Loads a diffusers-format PixArt-Σ folder, or a repo id already in the Hugging Face cache (offline). */
+  static async fromPretrained(dirOrRepoId: string, options: FromPretrainedOptions = {}): Promise<PixArtSigmaPipeline> {
+    const dir = await resolveModelPath(dirOrRepoId, { revision: options.revision, cacheDir: options.cacheDir });
+    const folder = await openPipelineFolder(dir);
+    const pipe = new PixArtSigmaPipeline({
+      tokenizer: options.tokenizer ?? null,
+      textEncoder: options.textEncoder ?? null,
+      transformer: options.transformer ?? null,
+      vae: options.vae ?? null,
+      scheduler: options.scheduler ?? (await loadScheduler(path.join(dir, "scheduler"))),
+    }, folder, options.session);
+    for (const name of ["tokenizer", "textEncoder", "transformer", "vae"] as const) {
+      if (options[name] === undefined && folder.components.has(COMPONENT_FOLDERS[name])) await pipe.load(name);
+    }
+    return pipe;
+  }
+
+  /** Loads one component from the pipeline folder (after it was left out or removed). */
+  async load(name: Exclude<ComponentName, "scheduler">): Promise<void> {
+    if (!this.source) throw new PipelineArgumentError("name", `this pipeline was not made by fromPretrained, so there is no folder to load "${name}" from`);
+    const dir = path.join(this.source.dir, COMPONENT_FOLDERS[name]);
+    const session = this.sessionConfig;
+    if (name === "tokenizer") this.tokenizer = await T5Tokenizer.fromPretrained(dir);
+    else if (name === "textEncoder") this.textEncoder = await T5EncoderModel.fromPretrained(dir, session);
+    else if (name === "transformer") this.transformer = await PixArtTransformer2DModel.fromPretrained(dir, session);
+    else this.vae = await AutoencoderKL.fromPretrained(dir, session);
+  }
+
+  /** VAE downsampling factor (8 for the SDXL VAE). */
+  get vaeScaleFactor(): number {
+    return this.vae ? this.vae.scaleFactor : 8;
+  }
+
+  /** diffusers' `encode_prompt`: embeddings and masks for the prompts (and the negative prompts with CFG). */
+  async encodePrompt(prompt: string | string[] | undefined, options: EncodePromptOptions = {}): Promise<EncodedPrompt> {
+    const n = options.numImagesPerPrompt ?? 1;
+    const maxLength = options.maxSequenceLength ?? 300;
+    let promptEmbeds = options.promptEmbeds;
+    let promptAttentionMask = options.promptAttentionMask;
+    if (!promptEmbeds) {
+      const encoded = await this.encodeTexts(toList(prompt ?? []), maxLength, options.cleanCaption ?? false);
+      promptEmbeds = encoded.embeds;
+      promptAttentionMask = encoded.mask;
+    }
+    if (!promptAttentionMask) throw new PipelineArgumentError("promptAttentionMask", "must be given with promptEmbeds");
+    const batch = promptEmbeds.dims[0];
+    const result: EncodedPrompt = { promptEmbeds: repeatRows(promptEmbeds, n), promptAttentionMask: repeatRows(promptAttentionMask, n) };
+    if (options.doClassifierFreeGuidance === false) return result;
+
+    let negEmbeds = options.negativePromptEmbeds;
+    let negMask = options.negativePromptAttentionMask;
+    if (!negEmbeds) {
+      const negative = options.negativePrompt ?? "";
+      const texts = typeof negative === "string" ? Array(batch).fill(negative) : negative;
+      if (texts.length !== batch) {
+        throw new PipelineArgumentError("negativePrompt", `has ${texts.length} entries but there are ${batch} prompts`);
+      }
+      const encoded = await this.encodeTexts(texts, promptEmbeds.dims[1], options.cleanCaption ?? false);
+      negEmbeds = encoded.embeds;
+      negMask = encoded.mask;
+    }
+    if (!negMask) throw new PipelineArgumentError("negativePromptAttentionMask", "must be given with negativePromptEmbeds");
+    result.negativePromptEmbeds = repeatRows(negEmbeds, n);
+    result.negativePromptAttentionMask = repeatRows(negMask, n);
+    return result;
+  }
+
+  private async encodeTexts(texts: string[], maxLength: number, cleanCaption: boolean): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array> }> {
+    if (!this.tokenizer) throw new ComponentMissingError("tokenizer", "to encode prompts");
+    if (!this.textEncoder) throw new ComponentMissingError("textEncoder", "to encode prompts (or pass promptEmbeds)");
+    const batch = this.tokenizer.encode(textPreprocessing(texts, { cleanCaption }), { maxLength, padding: "max_length", truncation: true });
+    const inputIds = toInt64Tensor(batch.inputIds);
+    const mask = toInt64Tensor(batch.attentionMask);
+    const embeds = await this.textEncoder.forward({ inputIds, attentionMask: mask });
+    return { embeds, mask };
+  }
+
+  /** Generates images: diffusers' `PixArtSigmaPipeline.__call__` with the same arguments and defaults. */
+  async call(options: CallOptions): Promise<PipelineOutput> {
+    const transformer = this.transformer;
+    if (!transformer) throw new ComponentMissingError("transformer", "to denoise");
+    const numInferenceSteps = options.timesteps ? options.timesteps.length : options.numInferenceSteps ?? 20;
+    const guidanceScale = options.guidanceScale ?? 4.5;
+    const numImagesPerPrompt = options.numImagesPerPrompt ?? 1;
+    const outputType = options.outputType ?? "image";
+
+    // 1. Default height and width, and resolution binning.
+    const defaultSize = transformer.config.sampleSize * this.vaeScaleFactor;
+    let height = options.height ?? defaultSize;
+    let width = options.width ?? defaultSize;
+    const origHeight = height;
+    const origWidth = width;
+    const binning = options.useResolutionBinning ?? true;
+    if (binning) ({ height, width } = classifyHeightWidthBin(height, width, binTableFor(transformer.config.sampleSize)));
+
+    // 2. Check inputs.
+    this.checkInputs(options, { height, width, numInferenceSteps, guidanceScale, numImagesPerPrompt, outputType });
+    const doCfg = guidanceScale > 1;
+
+    // 3. Encode the prompt; with CFG the unconditional half goes first.
+    const encoded = await this.encodePrompt(options.prompt, { ...options, doClassifierFreeGuidance: doCfg });
+    let embeds = encoded.promptEmbeds;
+    let mask = encoded.promptAttentionMask;
+    if (doCfg) {
+      embeds = catBatch(encoded.negativePromptEmbeds!, embeds);
+      mask = catBatch(encoded.negativePromptAttentionMask!, mask);
+    }
+    const batch = encoded.promptEmbeds.dims[0];
+
+    // 4. Timesteps.
+    const scheduler = this.scheduler;
+    scheduler.setTimesteps(numInferenceSteps, options.timesteps ? { timesteps: options.timesteps } : {});
+    const timesteps = scheduler.timesteps;
+
+    // 5. Latents: noise from torch-identical generators, scaled by the scheduler.
+    const latentShape = [batch, transformer.config.inChannels, Math.floor(height / this.vaeScaleFactor), Math.floor(width / this.vaeScaleFactor)];
+    const generator = options.generator ?? (options.seed !== undefined ? new TorchGenerator(options.seed) : undefined);
+    let latents: Tensor = options.latents
+      ? { data: Float32Array.from(options.latents.data), dims: [...options.latents.dims] }
+      : { data: randnTensor(latentShape, generator), dims: latentShape };
+    this.checkShape("latents", latents.dims, latentShape);
+    latents = scale(latents, scheduler.initNoiseSigma);
+
+    // 6. Denoising loop.
+    let stepsRun = 0;
+    for (const [i, t] of timesteps.entries()) {
+      options.signal?.throwIfAborted();
+      const modelInput = doCfg ? catBatch(latents, latents) : latents;
+      const scaled = { data: scheduler.scaleModelInput(modelInput.data, t), dims: modelInput.dims };
+      let noisePred = await transformer.forward({
+        hiddenStates: scaled,
+        encoderHiddenStates: embeds,
+        encoderAttentionMask: mask,
+        timestep: new Array(modelInput.dims[0]).fill(t),
+      });
+      if (doCfg) noisePred = classifierFreeGuidance(noisePred, guidanceScale);
+      // Learned sigma: the model predicts [ε, variance]; the scheduler takes ε.
+      if (transformer.config.outChannels / 2 === latentShape[1]) noisePred = firstChannels(noisePred, latentShape[1]);
+      const stepOptions = { generator, shape: latents.dims, ...(options.eta === undefined ? {} : { eta: options.eta }) };
+      latents = { data: scheduler.step(noisePred.data, t, latents.data, stepOptions), dims: latents.dims };
+      stepsRun = i + 1;
+      const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: t, latents });
+      if (go === false) break;
+    }
+    if (outputType === "latent") return { latents, stepsRun };
+
+    // 7. Decode, and undo the binning (resize in [-1, 1] before the clamp, as diffusers does).
+    if (!this.vae) throw new ComponentMissingError("vae", "to decode latents (or use outputType: \"latent\")");
+    let image = await this.vae.decode(latents);
+    if (binning) image = resizeAndCrop(image.data, image.dims, origHeight, origWidth);
+
+    // 8. Post-process.
+    const tensor = postprocessToNhwc(image);
+    if (outputType === "tensor") return { tensor, stepsRun };
+    const [n, h, w] = tensor.dims;
+    return { images: Array.from({ length: n }, (_, k) => PixArtImage.fromFloat(tensor.data, k, h, w)), stepsRun };
+  }
+
+  private checkInputs(options: CallOptions, resolved: { height: number; width: number; numInferenceSteps: number; guidanceScale: number;
+    numImagesPerPrompt: number; outputType: string }): void {
+    const { prompt, promptEmbeds, negativePrompt, negativePromptEmbeds } = options;
+    const multiple = this.vaeScaleFactor * (this.transformer?.config.patchSize ?? 2);
+    for (const [name, v] of [["height", resolved.height], ["width", resolved.width]] as const) {
+      if (!Number.isInteger(v) || v <= 0) throw new PipelineArgumentError(name, `must be a positive integer, got ${v}`);
+      // diffusers asks for multiples of 8 and then fails inside the scheduler when the latent side is odd.
+      if (v % multiple !== 0) {
+        throw new PipelineArgumentError(name, `must be a multiple of ${multiple} (VAE factor ${this.vaeScaleFactor} × patch size), got ${v}` +
+          (options.useResolutionBinning === false ? "" : " after resolution binning"));
+      }
+    }
+    if (!Number.isInteger(resolved.numInferenceSteps) || resolved.numInferenceSteps <= 0) {
+      throw new PipelineArgumentError("numInferenceSteps", `must be a positive integer, got ${resolved.numInferenceSteps}`);
+    }
+    if (!Number.isFinite(resolved.guidanceScale)) throw new PipelineArgumentError("guidanceScale", `must be a finite number, got ${resolved.guidanceScale}`);
+    if (!Number.isInteger(resolved.numImagesPerPrompt) || resolved.numImagesPerPrompt <= 0) {
+      throw new PipelineArgumentError("numImagesPerPrompt", `must be a positive integer, got ${resolved.numImagesPerPrompt}`);
+    }
+    if (!["image", "latent", "tensor"].includes(resolved.outputType)) {
+      throw new PipelineArgumentError("outputType", `must be "image", "latent" or "tensor", got ${JSON.stringify(resolved.outputType)}`);
+    }
+    if (prompt !== undefined && promptEmbeds) throw new PipelineArgumentError("prompt", "give either prompt or promptEmbeds, not both");
+    if (prompt === undefined && !promptEmbeds) throw new PipelineArgumentError("prompt", "give a prompt (or promptEmbeds)");
+    if (prompt !== undefined) {
+      const list = toList(prompt);
+      if (list.length === 0) throw new PipelineArgumentError("prompt", "the prompt list is empty");
+      if (!list.every((p) => typeof p === "string")) throw new PipelineArgumentError("prompt", "must be a string or a list of strings");
+    }
+    if (prompt !== undefined && negativePromptEmbeds) throw new PipelineArgumentError("negativePromptEmbeds", "cannot be combined with prompt; pass promptEmbeds too");
+    if (negativePrompt !== undefined && negativePromptEmbeds) throw new PipelineArgumentError("negativePrompt", "give either negativePrompt or negativePromptEmbeds, not both");
+    if (promptEmbeds && !options.promptAttentionMask) throw new PipelineArgumentError("promptAttentionMask", "must be given with promptEmbeds");
+    if (negativePromptEmbeds && !options.negativePromptAttentionMask) {
+      throw new PipelineArgumentError("negativePromptAttentionMask", "must be given with negativePromptEmbeds");
+    }
+    if (promptEmbeds && options.promptAttentionMask) this.checkEmbeds("prompt", promptEmbeds, options.promptAttentionMask);
+    if (negativePromptEmbeds && options.negativePromptAttentionMask) {
+      this.checkEmbeds("negativePrompt", negativePromptEmbeds, options.negativePromptAttentionMask);
+    }
+    if (promptEmbeds && negativePromptEmbeds) this.checkShape("negativePromptEmbeds", negativePromptEmbeds.dims, promptEmbeds.dims);
+  }
+
+  private checkEmbeds(kind: string, embeds: Tensor, mask: Tensor<BigInt64Array>): void {
+    const width = this.transformer?.config.captionChannels ?? this.transformer?.config.crossAttentionDim;
+    if (embeds.dims.length !== 3 || (width !== undefined && embeds.dims[2] !== width)) {
+      throw new PipelineArgumentError(`${kind}Embeds`, `must have shape [batch, length, ${width ?? "width"}], got [${embeds.dims.join(", ")}]`);
+    }
+    this.checkShape(`${kind}AttentionMask`, mask.dims, embeds.dims.slice(0, 2));
+  }
+
+  private checkShape(argument: string, dims: readonly number[], expected: readonly number[]): void {
+    if (dims.length !== expected.length || dims.some((d, i) => d !== expected[i])) {
+      throw new PipelineArgumentError(argument, `must have shape [${expected.join(", ")}], got [${dims.join(", ")}]`);
+    }
+  }
+}
+
+function toList(prompt: string | string[]): string[] {
+  return typeof prompt === "string" ? [prompt] : prompt;
+}
