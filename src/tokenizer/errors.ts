@@ -29,3 +29,19 @@ export class TokenizerArgumentError extends Error {
     this.argument = argument;
   }
 }
+
+/**
+ * `clean_caption` reached a step of diffusers' cleaner that this port does not reproduce for this text
+ * (HTML markup for BeautifulSoup, mojibake repair or entity decoding in ftfy). `text` is the text at that step.
+ */
+export class CleanCaptionUnsupportedError extends Error {
+  override name = "CleanCaptionUnsupportedError";
+  readonly reason: string;
+  readonly text: string;
+  constructor(reason: string, text: string) {
+    const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+    super(`clean_caption: ${reason}, for ${JSON.stringify(shown)}; use cleanCaption: false or clean the text first`);
+    this.reason = reason;
+    this.text = text;
+  }
+}

@@ -5,3 +5,8 @@ export type { EncodeOptions, EncodedBatch, DecodeOptions } from "./t5-tokenizer"
 export { parseSentencePieceModel, readSentencePieceModel, PieceType } from "./sentencepiece-model";
 export type { SentencePieceModel, SentencePiece } from "./sentencepiece-model";
 export { parseTokenizerJson, readTokenizerJson, TOKENIZER_JSON_FILE } from "./tokenizer-json";
+export { pythonLower, pythonStrip } from "./python-str";
+export { textPreprocessing } from "./text-preprocess";
+export { cleanCaption, unquotePlus } from "./clean-caption";
+export { isBad as ftfyIsBad, fixText as ftfyFixText } from "./ftfy";
+export type { TextPreprocessingOptions } from "./text-preprocess";
