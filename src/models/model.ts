@@ -35,6 +35,11 @@ export abstract class OrtModel {
     return this.built.weightBytes;
   }
 
+  /** Real paths of the checkpoint files this model maps (for per-component residency). */
+  get weightFiles(): readonly string[] {
+    return this.built.weightFiles;
+  }
+
   get released(): boolean {
     return this.session === undefined;
   }

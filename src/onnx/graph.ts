@@ -53,6 +53,8 @@ export interface BuiltModel {
   outputNames: string[];
   /** Total bytes of external weights referenced, by stored dtype. */
   weightBytes: Partial<Record<DType, number>>;
+  /** Real paths of the files the weights are mapped from. */
+  weightFiles: string[];
 }
 
 interface ExternalRef {
@@ -187,6 +189,7 @@ export class GraphBuilder {
       inputNames: this.inputs.map((i) => i.name),
       outputNames: this.outputs.map((o) => o.name),
       weightBytes,
+      weightFiles: [...new Set([...this.external.values()].map((r) => r.info.file))],
     };
   }
 

@@ -1,0 +1,111 @@
+/**
+ * Where the memory went: a timeline of lifecycle events (load, run, delete, flush) with process memory at
+ * each, and a report per component (weights by dtype, resident file-backed bytes, activation peak).
+ */
+import type { DType } from "../io/types";
+import { formatBytes, gpuProcessMemory, mappedResidency, processMemory, type GpuProcessMemory, type ProcessMemory } from "./probes";
+
+export type MemoryEventKind = "load" | "run" | "delete" | "flush" | "mark";
+
+export interface MemoryEvent {
+  /** Milliseconds since the timeline started. */
+  at: number;
+  kind: MemoryEventKind;
+  /** What happened, e.g. "load transformer", "denoise (20 steps)". */
+  label: string;
+  component?: string;
+  memory: ProcessMemory;
+  /** For runs: the process peak RSS while the run was going on. */
+  peakDuring?: number;
+  durationMs?: number;
+}
+
+export class MemoryTimeline {
+  readonly events: MemoryEvent[] = [];
+  private readonly start = Date.now();
+
+  record(kind: MemoryEventKind, label: string, extra: Partial<Pick<MemoryEvent, "component" | "peakDuring" | "durationMs">> = {}): MemoryEvent {
+    const event: MemoryEvent = { at: Date.now() - this.start, kind, label, memory: processMemory(), ...extra };
+    this.events.push(event);
+    return event;
+  }
+}
+
+export interface ComponentMemory {
+  name: string;
+  loaded: boolean;
+  /** Checkpoint bytes the component's graph maps, by stored dtype. */
+  weightBytes: Partial<Record<DType, number>>;
+  /** Of those, bytes resident now (file-backed pages: reclaimable, shared with the page cache). */
+  residentWeightBytes: number;
+  /** Peak RSS growth during the component's last run (activations and workspace). */
+  activationPeak?: number;
+}
+
+/** What a loaded component tells the report. */
+export interface ComponentMemorySource {
+  name: string;
+  weightBytes?: Partial<Record<DType, number>>;
+  weightFiles?: readonly string[];
+  activationPeak?: number;
+}
+
+export class MemoryReport {
+  readonly process: ProcessMemory;
+  readonly gpu: GpuProcessMemory | null;
+
+  constructor(readonly components: ComponentMemory[], readonly timeline: readonly MemoryEvent[], options: { gpu?: boolean } = {}) {
+    this.process = processMemory();
+    this.gpu = options.gpu ? gpuProcessMemory() : null;
+  }
+
+  static collect(sources: readonly (ComponentMemorySource & { loaded: boolean })[], timeline: readonly MemoryEvent[], options: { gpu?: boolean } = {}): MemoryReport {
+    const files = sources.flatMap((s) => s.weightFiles ?? []);
+    const resident = mappedResidency(files);
+    const components = sources.map((s) => ({
+      name: s.name,
+      loaded: s.loaded,
+      weightBytes: s.weightBytes ?? {},
+      residentWeightBytes: (s.weightFiles ?? []).reduce((a, f) => a + (resident.get(f) ?? 0), 0),
+      ...(s.activationPeak === undefined ? {} : { activationPeak: s.activationPeak }),
+    }));
+    return new MemoryReport(components, [...timeline], options);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { process: this.process, gpu: this.gpu, components: this.components, timeline: this.timeline };
+  }
+
+  toString(): string {
+    const rows = [["component", "loaded", "weights", "resident (mapped)", "activation peak"]];
+    for (const c of this.components) {
+      const weights = Object.entries(c.weightBytes).map(([d, b]) => `${formatBytes(b ?? 0)} ${d}`).join(" + ") || "-";
+      rows.push([c.name, c.loaded ? "yes" : "no", weights, c.loaded ? formatBytes(c.residentWeightBytes) : "-",
+        c.activationPeak === undefined ? "-" : formatBytes(c.activationPeak)]);
+    }
+    const p = this.process;
+    const lines = [table(rows), "", `process: RSS ${formatBytes(p.rss)} (anon ${formatBytes(p.rssAnon)}, file ${formatBytes(p.rssFile)}), ` +
+      `peak ${formatBytes(p.rssPeak)}, JS heap ${formatBytes(p.heapUsed)}, buffers ${formatBytes(p.arrayBuffers)}`];
+    if (this.gpu) lines.push(`GPU: ${formatBytes(this.gpu.usedBytes)} held by this process`);
+    if (this.timeline.length > 0) {
+      const events = [["t (s)", "event", "RSS", "anon", "file", "peak during"]];
+      for (const e of this.timeline) {
+        events.push([(e.at / 1000).toFixed(1), e.label, formatBytes(e.memory.rss), formatBytes(e.memory.rssAnon), formatBytes(e.memory.rssFile),
+          e.peakDuring === undefined ? "" : formatBytes(e.peakDuring)]);
+      }
+      lines.push("", table(events));
+    }
+    return lines.join("\n");
+  }
+
+  /** Notebook display: a custom MIME type the JupyterLab extension renders, with a text table fallback. */
+  [Symbol.for("Jupyter.display")](): Record<string, unknown> {
+    return { "application/vnd.pixart.memory+json": this.toJSON(), "text/plain": this.toString() };
+  }
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [line(rows[0]), widths.map((w) => "─".repeat(w)).join("  "), ...rows.slice(1).map(line)].join("\n");
+}
