@@ -50,20 +50,17 @@ async function serveControl(sock: zmq.Router, signer: Signer): Promise<void> {
 
 async function runWorker(data: IoWorkerData): Promise<void> {
   const heartbeat = new zmq.Reply({ linger: 0 });
-  const control = new zmq.Router({ linger: 1000 });
+  const control = new zmq.Router({ linger: 1000, sendTimeout: 0 });
   await Promise.all([heartbeat.bind(data.heartbeatEndpoint), control.bind(data.controlEndpoint)]);
-  let sending: Promise<void> = Promise.resolve();
   parentPort!.on("message", (msg: ToWorker) => {
     if (msg.kind === "send") {
-      sending = sending.then(() => control.send(msg.frames.map(asBuffer)));
+      control.send(msg.frames.map(asBuffer)).catch((e: unknown) => console.error("control send failed:", e));
       return;
     }
-    // Close after the queued replies (e.g. shutdown_reply) went out; linger lets them reach the client.
-    void sending.then(() => {
-      heartbeat.close();
-      control.close();
-      parentPort!.close();
-    });
+    // Replies sent before (e.g. shutdown_reply) are queued in zeromq already; linger lets them reach the client.
+    heartbeat.close();
+    control.close();
+    parentPort!.close();
   });
   parentPort!.postMessage({ kind: "ready" } satisfies ToMain);
   await Promise.all([echoHeartbeats(heartbeat), serveControl(control, new Signer(data.signatureScheme, data.key))]);

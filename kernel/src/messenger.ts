@@ -13,7 +13,12 @@ interface PendingStream {
   name: StreamName;
   text: string;
   parent: Message | undefined;
+  since: number;
 }
+
+/** Stream text older or larger than this is sent at once, so output of a synchronous loop shows while it runs. */
+const maxStreamDelayMs = 50;
+const maxStreamChars = 65536;
 
 export interface PublishExtras {
   metadata?: JsonObject;
@@ -62,7 +67,11 @@ export class Messenger {
     if (text === "") return;
     if (this.pending && (this.pending.name !== name || this.pending.parent !== parent)) this.flushStreams();
     if (this.pending) this.pending.text += text;
-    else this.pending = { name, text, parent };
+    else this.pending = { name, text, parent, since: Date.now() };
+    if (Date.now() - this.pending.since >= maxStreamDelayMs || this.pending.text.length >= maxStreamChars) {
+      this.flushStreams();
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flushStreams());

@@ -1,7 +1,10 @@
 /**
  * The kernel's ZeroMQ sockets: shell and stdin (ROUTER), iopub (XPUB, so it can greet each new subscriber with
- * iopub_welcome), and in a worker thread control (ROUTER) and heartbeat (REP). Sends on one socket are serialized,
- * because zeromq 6 rejects a second send while one is pending.
+ * iopub_welcome), and in a worker thread control (ROUTER) and heartbeat (REP).
+ *
+ * All sockets have sendTimeout 0: zeromq 6 then hands every message to its I/O thread synchronously, so messages
+ * leave in order even while a cell blocks the main thread (otherwise, after a burst of sends, zeromq defers the next
+ * one to the event loop and rejects further sends with EBUSY). ROUTER and PUB sockets never wait for a peer anyway.
  */
 import * as zmq from "zeromq";
 import { ConnectionInfo, endpoint } from "./connection";
@@ -12,20 +15,9 @@ import { decode, encode, Message, Signer, WireError } from "./wire";
 export type RequestChannel = "shell" | "control" | "stdin";
 export type MessageHandler = (msg: Message, channel: RequestChannel) => void;
 
-class SerialSender {
-  private tail: Promise<void> = Promise.resolve();
-
-  constructor(private readonly socket: zmq.Router | zmq.XPublisher) {}
-
-  send(frames: Buffer[]): Promise<void> {
-    const next = this.tail.then(() => this.socket.send(frames));
-    this.tail = next.catch((e: unknown) => log.error("send failed:", e));
-    return next;
-  }
-}
+export const socketOptions = { linger: 1000, sendTimeout: 0 } as const;
 
 export class KernelSockets {
-  private readonly senders: Map<"shell" | "stdin" | "iopub", SerialSender>;
   private closed = false;
 
   private constructor(
@@ -33,19 +25,13 @@ export class KernelSockets {
     private readonly routers: Record<"shell" | "stdin", zmq.Router>,
     private readonly iopub: zmq.XPublisher,
     private readonly ioWorker: IoWorker,
-  ) {
-    this.senders = new Map<"shell" | "stdin" | "iopub", SerialSender>([
-      ["shell", new SerialSender(routers.shell)],
-      ["stdin", new SerialSender(routers.stdin)],
-      ["iopub", new SerialSender(iopub)],
-    ]);
-  }
+  ) {}
 
   static async bind(info: ConnectionInfo): Promise<KernelSockets> {
     const signer = new Signer(info.signature_scheme, info.key);
-    const routers = { shell: new zmq.Router({ linger: 1000 }), stdin: new zmq.Router({ linger: 1000 }) };
+    const routers = { shell: new zmq.Router(socketOptions), stdin: new zmq.Router(socketOptions) };
     // allSubs: every subscriber (not only the first with a given topic) announces itself and gets a welcome.
-    const iopub = new zmq.XPublisher({ linger: 1000 });
+    const iopub = new zmq.XPublisher(socketOptions);
     iopub.verbosity = "allSubs";
     await Promise.all([
       routers.shell.bind(endpoint(info, "shell")),
@@ -108,7 +94,8 @@ export class KernelSockets {
       this.ioWorker.sendControl(frames);
       return Promise.resolve();
     }
-    return this.senders.get(channel)!.send(frames);
+    const socket = channel === "iopub" ? this.iopub : this.routers[channel];
+    return socket.send(frames).catch((e: unknown) => log.error(`${channel} send failed:`, e));
   }
 
   async close(): Promise<void> {
