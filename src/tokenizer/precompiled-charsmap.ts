@@ -26,6 +26,8 @@ export class PrecompiledCharsmap {
   private readonly decoder = new TextDecoder("utf-8", { fatal: true });
   /** Replacement strings by pool offset, decoded once. */
   private readonly replacements = new Map<number, string>();
+  /** Normalized form of each ASCII character, filled on first use. */
+  private readonly asciiReplacements: Array<string | undefined> = new Array(128);
   /** Segmenter for extended grapheme clusters (UAX #29, as the unicode-segmentation crate). */
   private readonly segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 
@@ -85,24 +87,66 @@ export class PrecompiledCharsmap {
 
   /** The normalized text. */
   normalize(text: string): string {
+    // Intl.Segmenter is the slow part, so it only sees the non-ASCII islands: between two ASCII characters
+    // there is always a grapheme boundary (except inside CR LF), so the islands can be cut there.
     let out = "";
-    for (const { segment } of this.segmenter.segment(text)) {
-      if (segmentUtf8Length(segment) < GRAPHEME_LOOKUP_MAX_BYTES) {
-        const hit = this.shortestPrefix(segment, 0, segment.length);
-        if (hit >= 0) {
-          out += this.replacement(hit);
-          continue;
+    for (let i = 0; i < text.length; ) {
+      let j = i;
+      while (j < text.length && text.charCodeAt(j) < 0x80) j++;
+      // A printable ASCII character right before a non-ASCII one may start its grapheme (e.g. "e" + U+0301).
+      const asciiEnd = j < text.length && j > i && text.charCodeAt(j - 1) >= 0x20 && text.charCodeAt(j - 1) !== 0x7f ? j - 1 : j;
+      out += this.normalizeAscii(text, i, asciiEnd);
+      if (asciiEnd === text.length) break;
+      let k = j + 1;
+      while (k < text.length && !(isAscii(text, k - 1) && isAscii(text, k) && !isCrLf(text, k - 1))) k++;
+      for (const { segment } of this.segmenter.segment(text.slice(asciiEnd, k))) out += this.normalizeGrapheme(segment);
+      i = k;
+    }
+    return out;
+  }
+
+  /** text[start, end), all ASCII: each character is a grapheme, except CR LF. */
+  private normalizeAscii(text: string, start: number, end: number): string {
+    let out = "";
+    for (let i = start; i < end; i++) {
+      if (isCrLf(text, i) && i + 1 < end) {
+        out += this.normalizeGrapheme("\r\n");
+        i++;
+      } else {
+        const c = text.charCodeAt(i);
+        let r = this.asciiReplacements[c];
+        if (r === undefined) {
+          r = this.normalizeGrapheme(text[i]!);
+          this.asciiReplacements[c] = r;
         }
-      }
-      for (let i = 0; i < segment.length; ) {
-        const cpEnd = i + (segment.codePointAt(i)! > 0xffff ? 2 : 1);
-        const hit = this.shortestPrefix(segment, i, cpEnd);
-        out += hit >= 0 ? this.replacement(hit) : segment.slice(i, cpEnd);
-        i = cpEnd;
+        out += r;
       }
     }
     return out;
   }
+
+  private normalizeGrapheme(segment: string): string {
+    if (segmentUtf8Length(segment) < GRAPHEME_LOOKUP_MAX_BYTES) {
+      const hit = this.shortestPrefix(segment, 0, segment.length);
+      if (hit >= 0) return this.replacement(hit);
+    }
+    let out = "";
+    for (let i = 0; i < segment.length; ) {
+      const cpEnd = i + (segment.codePointAt(i)! > 0xffff ? 2 : 1);
+      const hit = this.shortestPrefix(segment, i, cpEnd);
+      out += hit >= 0 ? this.replacement(hit) : segment.slice(i, cpEnd);
+      i = cpEnd;
+    }
+    return out;
+  }
+}
+
+function isAscii(text: string, i: number): boolean {
+  return text.charCodeAt(i) < 0x80;
+}
+
+function isCrLf(text: string, i: number): boolean {
+  return text.charCodeAt(i) === 0x0d && text.charCodeAt(i + 1) === 0x0a;
 }
 
 function offsetOf(unit: number): number {

@@ -7,7 +7,8 @@ import { strict as assert } from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import * as os from "os";
-import { T5Tokenizer, toInt64Tensor } from "../../src/tokenizer";
+import { readSentencePieceModel, T5Tokenizer, toInt64Tensor } from "../../src/tokenizer";
+import { PrecompiledCharsmap } from "../../src/tokenizer/precompiled-charsmap";
 import { UnigramModel } from "../../src/tokenizer/unigram";
 import { fixturesDir } from "../helpers/paths";
 
@@ -32,6 +33,7 @@ interface Variant {
 interface Fixture {
   meta: { maxLength: number; vocabSize: number };
   variants: Variant[];
+  normalizer: Array<[string, string]>;
   unigram: { vocab: Array<[string, number]>; unkId: number; cases: Array<{ text: string; ids: number[] }> };
   sentinels: Record<string, number>;
   batches: {
@@ -134,6 +136,15 @@ describe("T5Tokenizer with other tokenizer_config.json contents next to spiece.m
         assert.equal(tok.decode(c.ids, { skipSpecialTokens: true }), c.decoded, c.text);
       }
     });
+  });
+});
+
+describe("PrecompiledCharsmap", () => {
+  it(`normalizes ${fixture.normalizer.length} grapheme stress strings like tokenizers' Precompiled normalizer`, async () => {
+    const spm = await readSentencePieceModel(path.join(dir, "spiece", "spiece.model"));
+    const charsmap = new PrecompiledCharsmap(spm.normalizerSpec.precompiledCharsmap, spm.file, "charsmap");
+    const wrong = fixture.normalizer.filter(([text, normalized]) => charsmap.normalize(text) !== normalized);
+    assert.equal(wrong.length, 0, `first: ${JSON.stringify(wrong[0])} got ${JSON.stringify(wrong[0] && charsmap.normalize(wrong[0][0]))}`);
   });
 });
 

@@ -294,6 +294,7 @@ def main() -> None:
         "meta": meta,
         "variants": config_variants(spiece_dir),
         "unigram": unigram_cases(),
+        "normalizer": normalizer_cases(from_spiece),
         "sentinels": sentinels,
         "batches": {
             "texts": batch,
@@ -361,6 +362,22 @@ def config_variants(spiece_dir: str) -> list[dict]:
             v["cases"] = [{"text": t, **encode_record(tok, t)} for t in prompts_v]
             v["vocabSize"] = len(tok)
     return variants
+
+
+def normalizer_cases(tok) -> list[list[str]]:
+    """Random strings over characters that stress grapheme segmentation and the charsmap (combining marks,
+    Prepend, ZWJ sequences, regional indicators, Hangul jamo, CR LF, fullwidth forms), with the output of the
+    tokenizer's Precompiled normalizer."""
+    pool = list("aeAZ09 .,-\t\r\n") + ["\r\n", "\u0301", "\u0308", "\u0323", "\u20dd", "\u200d", "\u200b",
+        "\ufe0f", "\u0600", "\u0605", "\u06dd", "\u0915", "\u094d", "\u0937", "\u093f", "\u0e33", "\u1100",
+        "\u1161", "\u11a8", "\uac00", "\U0001f1ef", "\U0001f1f5", "\U0001f468", "\U0001f469", "\U0001f3fd",
+        "\u2764", "\uff21", "\uff41", "\uff11", "\uff1c", "\u3000", "\u00a0", "\u2028", "\u0085", "\ufb01",
+        "\u00bd", "\u2460", "\u00e9", "\u03a3", "\u1e9e", "\u0130", "\u2581", "\u00ad", "\u0000", "\u007f",
+        "\U0001d518", "\u3099", "\u304b", "\u30ab", "\uff76", "\uff9e"]
+    rnd = random.Random(99)
+    texts = ["".join(rnd.choice(pool) for _ in range(rnd.randint(1, 12))) for _ in range(1500)]
+    normalizer = tok.backend_tokenizer.normalizer
+    return [[t, normalizer.normalize_str(t)] for t in texts]
 
 
 def unigram_cases() -> dict:
