@@ -10,7 +10,7 @@ import { resolveModelPath } from "../io/hub-cache";
 import type { Tensor } from "../models/model";
 import { AutoencoderKL } from "../models/autoencoder-kl";
 import { PixArtTransformer2DModel } from "../models/pixart-transformer-2d";
-import { T5EncoderModel } from "../models/t5-encoder";
+import { T5EncoderModel, type T5EncoderLoadOptions } from "../models/t5-encoder";
 import type { SessionConfig } from "../onnx/session";
 import { TorchGenerator } from "../random/torch-generator";
 import { randnTensor } from "../random/randn-tensor";
@@ -20,21 +20,15 @@ import { textPreprocessing } from "../tokenizer/text-preprocess";
 import { PixArtImage, postprocessToNhwc } from "./image";
 import { binTableFor, classifyHeightWidthBin, resizeAndCrop } from "./resolution-binning";
 import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } from "./tensor-ops";
+import { ComponentHost, ComponentMissingError, MODEL_NAMES, type ModelName } from "./components";
+
+export { ComponentMissingError, ComponentStateError } from "./components";
 
 /** A wrong argument to the pipeline: names the argument and what was expected. */
 export class PipelineArgumentError extends Error {
   override name = "PipelineArgumentError";
   constructor(readonly argument: string, message: string) {
     super(`${argument}: ${message}`);
-  }
-}
-
-/** A component the call needs was left out or removed. */
-export class ComponentMissingError extends Error {
-  override name = "ComponentMissingError";
-  constructor(readonly component: string, purpose: string) {
-    super(`pipe.${component} is not loaded but is needed ${purpose}; load it with \`await pipe.load("${component}")\` ` +
-      `(or pass it to PixArtSigmaPipeline.fromPretrained)`);
   }
 }
 
@@ -49,11 +43,14 @@ export interface FromPretrainedOptions {
   /** Hugging Face cache revision when a repo id is given (default "main"). */
   revision?: string;
   cacheDir?: string;
-  /** A component instance to use, or null to leave it out (like diffusers' `text_encoder=None`). */
+  /**
+   * A component instance to use, null to leave it out (like diffusers' `text_encoder=None`; load it later with
+   * `pipe.load(name)`), or options for loading it from the folder (e.g. `textEncoder: { quantize: "int8" }`).
+   */
   tokenizer?: T5Tokenizer | null;
-  textEncoder?: T5EncoderModel | null;
-  transformer?: PixArtTransformer2DModel | null;
-  vae?: AutoencoderKL | null;
+  textEncoder?: T5EncoderModel | null | T5EncoderLoadOptions;
+  transformer?: PixArtTransformer2DModel | null | SessionConfig;
+  vae?: AutoencoderKL | null | SessionConfig;
   scheduler?: Scheduler;
   /** onnxruntime options for the sessions created here. */
   session?: SessionConfig;
@@ -121,48 +118,81 @@ export interface PipelineOutput {
   stepsRun: number;
 }
 
-export class PixArtSigmaPipeline {
-  tokenizer: T5Tokenizer | null;
+interface Models extends Record<ModelName, T5EncoderModel | PixArtTransformer2DModel | AutoencoderKL | null> {
   textEncoder: T5EncoderModel | null;
   transformer: PixArtTransformer2DModel | null;
   vae: AutoencoderKL | null;
+}
+
+type LoadOptions = Partial<Record<ModelName, SessionConfig | T5EncoderLoadOptions>>;
+
+export class PixArtSigmaPipeline extends ComponentHost<Models> {
+  tokenizer: T5Tokenizer | null;
   scheduler: Scheduler;
 
   constructor(components: { tokenizer: T5Tokenizer | null; textEncoder: T5EncoderModel | null; transformer: PixArtTransformer2DModel | null;
-    vae: AutoencoderKL | null; scheduler: Scheduler }, readonly source?: PipelineFolder, readonly sessionConfig: SessionConfig = {}) {
+    vae: AutoencoderKL | null; scheduler: Scheduler }, readonly source?: PipelineFolder, readonly sessionConfig: SessionConfig = {},
+    private readonly loadOptions: LoadOptions = {}) {
+    super({ textEncoder: components.textEncoder, transformer: components.transformer, vae: components.vae });
     this.tokenizer = components.tokenizer;
-    this.textEncoder = components.textEncoder;
-    this.transformer = components.transformer;
-    this.vae = components.vae;
     this.scheduler = components.scheduler;
   }
+
+  get textEncoder(): T5EncoderModel | null { return this.models.textEncoder; }
+  set textEncoder(model: T5EncoderModel | null) { this.setModel("textEncoder", model); }
+  get transformer(): PixArtTransformer2DModel | null { return this.models.transformer; }
+  set transformer(model: PixArtTransformer2DModel | null) { this.setModel("transformer", model); }
+  get vae(): AutoencoderKL | null { return this.models.vae; }
+  set vae(model: AutoencoderKL | null) { this.setModel("vae", model); }
 
   /** Loads a diffusers-format PixArt-Σ folder, or a repo id already in the Hugging Face cache (offline). */
   static async fromPretrained(dirOrRepoId: string, options: FromPretrainedOptions = {}): Promise<PixArtSigmaPipeline> {
     const dir = await resolveModelPath(dirOrRepoId, { revision: options.revision, cacheDir: options.cacheDir });
     const folder = await openPipelineFolder(dir);
+    const loadOptions: LoadOptions = {};
+    for (const name of ["textEncoder", "transformer", "vae"] as const) {
+      const v = options[name];
+      if (v && !(v instanceof T5EncoderModel || v instanceof PixArtTransformer2DModel || v instanceof AutoencoderKL)) loadOptions[name] = v;
+    }
     const pipe = new PixArtSigmaPipeline({
       tokenizer: options.tokenizer ?? null,
-      textEncoder: options.textEncoder ?? null,
-      transformer: options.transformer ?? null,
-      vae: options.vae ?? null,
+      textEncoder: options.textEncoder instanceof T5EncoderModel ? options.textEncoder : null,
+      transformer: options.transformer instanceof PixArtTransformer2DModel ? options.transformer : null,
+      vae: options.vae instanceof AutoencoderKL ? options.vae : null,
       scheduler: options.scheduler ?? (await loadScheduler(path.join(dir, "scheduler"))),
-    }, folder, options.session);
-    for (const name of ["tokenizer", "textEncoder", "transformer", "vae"] as const) {
-      if (options[name] === undefined && folder.components.has(COMPONENT_FOLDERS[name])) await pipe.load(name);
+    }, folder, options.session, loadOptions);
+    if (options.tokenizer === undefined && folder.components.has("tokenizer")) await pipe.load("tokenizer");
+    for (const name of ["textEncoder", "transformer", "vae"] as const) {
+      const v = options[name];
+      const wanted = v === undefined || (v !== null && loadOptions[name] !== undefined);
+      if (wanted && folder.components.has(COMPONENT_FOLDERS[name])) await pipe.load(name);
     }
     return pipe;
   }
 
   /** Loads one component from the pipeline folder (after it was left out or removed). */
-  async load(name: Exclude<ComponentName, "scheduler">): Promise<void> {
+  async load(name: ModelName | "tokenizer", options?: SessionConfig | T5EncoderLoadOptions): Promise<void> {
     if (!this.source) throw new PipelineArgumentError("name", `this pipeline was not made by fromPretrained, so there is no folder to load "${name}" from`);
+    if (!["tokenizer", ...MODEL_NAMES].includes(name)) {
+      throw new PipelineArgumentError("name", `expected "tokenizer", "textEncoder", "transformer" or "vae", got ${JSON.stringify(name)}`);
+    }
     const dir = path.join(this.source.dir, COMPONENT_FOLDERS[name]);
-    const session = this.sessionConfig;
-    if (name === "tokenizer") this.tokenizer = await T5Tokenizer.fromPretrained(dir);
-    else if (name === "textEncoder") this.textEncoder = await T5EncoderModel.fromPretrained(dir, session);
-    else if (name === "transformer") this.transformer = await PixArtTransformer2DModel.fromPretrained(dir, session);
-    else this.vae = await AutoencoderKL.fromPretrained(dir, session);
+    if (name === "tokenizer") {
+      this.tokenizer = await T5Tokenizer.fromPretrained(dir);
+      return;
+    }
+    if (this.models[name]) throw new PipelineArgumentError("name", `pipe.${name} is already loaded; remove it first (delete pipe.${name})`);
+    const opts = { ...this.sessionConfig, ...(options ?? this.loadOptions[name] ?? {}) };
+    if (name === "textEncoder") this.models.textEncoder = await T5EncoderModel.fromPretrained(dir, opts);
+    else if (name === "transformer") this.models.transformer = await PixArtTransformer2DModel.fromPretrained(dir, opts);
+    else this.models.vae = await AutoencoderKL.fromPretrained(dir, opts);
+    this.loaded(name);
+  }
+
+  /** Removes every model and waits for their sessions to be released. */
+  async dispose(): Promise<void> {
+    for (const name of ["textEncoder", "transformer", "vae"] as const) if (this.models[name]) this.unload(name);
+    await this.flush();
   }
 
   /** VAE downsampling factor (8 for the SDXL VAE). */
@@ -210,12 +240,18 @@ export class PixArtSigmaPipeline {
     const batch = this.tokenizer.encode(textPreprocessing(texts, { cleanCaption }), { maxLength, padding: "max_length", truncation: true });
     const inputIds = toInt64Tensor(batch.inputIds);
     const mask = toInt64Tensor(batch.attentionMask);
-    const embeds = await this.textEncoder.forward({ inputIds, attentionMask: mask });
+    const textEncoder = this.textEncoder;
+    const embeds = await this.stage(`encode ${texts.length} prompt${texts.length > 1 ? "s" : ""}`, "textEncoder",
+      () => textEncoder.forward({ inputIds, attentionMask: mask }));
     return { embeds, mask };
   }
 
   /** Generates images: diffusers' `PixArtSigmaPipeline.__call__` with the same arguments and defaults. */
   async call(options: CallOptions): Promise<PipelineOutput> {
+    return this.busy(() => this.generate(options));
+  }
+
+  private async generate(options: CallOptions): Promise<PipelineOutput> {
     const transformer = this.transformer;
     if (!transformer) throw new ComponentMissingError("transformer", "to denoise");
     const numInferenceSteps = options.timesteps ? options.timesteps.length : options.numInferenceSteps ?? 20;
@@ -248,7 +284,8 @@ export class PixArtSigmaPipeline {
 
     // 4. Timesteps.
     const scheduler = this.scheduler;
-    scheduler.setTimesteps(numInferenceSteps, options.timesteps ? { timesteps: options.timesteps } : {});
+    if (options.timesteps) scheduler.setTimesteps(null, { timesteps: options.timesteps });
+    else scheduler.setTimesteps(numInferenceSteps);
     const timesteps = scheduler.timesteps;
 
     // 5. Latents: noise from torch-identical generators, scaled by the scheduler.
@@ -262,37 +299,53 @@ export class PixArtSigmaPipeline {
 
     // 6. Denoising loop.
     let stepsRun = 0;
-    for (const [i, t] of timesteps.entries()) {
-      options.signal?.throwIfAborted();
-      const modelInput = doCfg ? catBatch(latents, latents) : latents;
-      const scaled = { data: scheduler.scaleModelInput(modelInput.data, t), dims: modelInput.dims };
-      let noisePred = await transformer.forward({
-        hiddenStates: scaled,
-        encoderHiddenStates: embeds,
-        encoderAttentionMask: mask,
-        timestep: new Array(modelInput.dims[0]).fill(t),
-      });
-      if (doCfg) noisePred = classifierFreeGuidance(noisePred, guidanceScale);
-      // Learned sigma: the model predicts [ε, variance]; the scheduler takes ε.
-      if (transformer.config.outChannels / 2 === latentShape[1]) noisePred = firstChannels(noisePred, latentShape[1]);
-      const stepOptions = { generator, shape: latents.dims, ...(options.eta === undefined ? {} : { eta: options.eta }) };
-      latents = { data: scheduler.step(noisePred.data, t, latents.data, stepOptions), dims: latents.dims };
-      stepsRun = i + 1;
-      const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: t, latents });
-      if (go === false) break;
-    }
+    latents = await this.stage(`denoise (${timesteps.length} steps)`, "transformer", async () => {
+      for (const [i, t] of timesteps.entries()) {
+        options.signal?.throwIfAborted();
+        const modelInput = doCfg ? catBatch(latents, latents) : latents;
+        const scaled = { data: scheduler.scaleModelInput(modelInput.data, t), dims: modelInput.dims };
+        let noisePred = await transformer.forward({
+          hiddenStates: scaled,
+          encoderHiddenStates: embeds,
+          encoderAttentionMask: mask,
+          timestep: new Array(modelInput.dims[0]).fill(t),
+        });
+        if (doCfg) noisePred = classifierFreeGuidance(noisePred, guidanceScale);
+        // Learned sigma: the model predicts [ε, variance]; the scheduler takes ε.
+        if (transformer.config.outChannels / 2 === latentShape[1]) noisePred = firstChannels(noisePred, latentShape[1]);
+        const stepOptions = { generator, shape: latents.dims, ...(options.eta === undefined ? {} : { eta: options.eta }) };
+        latents = { data: scheduler.step(noisePred.data, t, latents.data, stepOptions), dims: latents.dims };
+        stepsRun = i + 1;
+        const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: t, latents });
+        if (go === false) break;
+      }
+      return latents;
+    });
     if (outputType === "latent") return { latents, stepsRun };
 
-    // 7. Decode, and undo the binning (resize in [-1, 1] before the clamp, as diffusers does).
-    if (!this.vae) throw new ComponentMissingError("vae", "to decode latents (or use outputType: \"latent\")");
-    let image = await this.vae.decode(latents);
-    if (binning) image = resizeAndCrop(image.data, image.dims, origHeight, origWidth);
-
-    // 8. Post-process.
-    const tensor = postprocessToNhwc(image);
+    // 7. Decode, and undo the binning. 8. Post-process.
+    const tensor = await this.decodeToTensor(latents, binning ? { height: origHeight, width: origWidth } : {});
     if (outputType === "tensor") return { tensor, stepsRun };
-    const [n, h, w] = tensor.dims;
-    return { images: Array.from({ length: n }, (_, k) => PixArtImage.fromFloat(tensor.data, k, h, w)), stepsRun };
+    return { images: toImages(tensor), stepsRun };
+  }
+
+  /**
+   * Latents → images, the last stage on its own (for the staged recipe: denoise with outputType "latent",
+   * remove the transformer, then decode). `height`/`width`: the size asked for before resolution binning,
+   * to resize and centre-crop back to.
+   */
+  async decodeLatents(latents: Tensor, size: { height?: number; width?: number } = {}): Promise<PixArtImage[]> {
+    return toImages(await this.busy(() => this.decodeToTensor(latents, size)));
+  }
+
+  private async decodeToTensor(latents: Tensor, size: { height?: number; width?: number }): Promise<Tensor> {
+    const vae = this.vae;
+    if (!vae) throw new ComponentMissingError("vae", "to decode latents (or use outputType: \"latent\")");
+    let image = await this.stage("decode", "vae", () => vae.decode(latents));
+    // Resize in [-1, 1] space before the clamp, as diffusers does.
+    const [height, width] = [size.height ?? image.dims[2], size.width ?? image.dims[3]];
+    if (height !== image.dims[2] || width !== image.dims[3]) image = resizeAndCrop(image.data, image.dims, height, width);
+    return postprocessToNhwc(image);
   }
 
   private checkInputs(options: CallOptions, resolved: { height: number; width: number; numInferenceSteps: number; guidanceScale: number;
@@ -350,6 +403,11 @@ export class PixArtSigmaPipeline {
       throw new PipelineArgumentError(argument, `must have shape [${expected.join(", ")}], got [${dims.join(", ")}]`);
     }
   }
+}
+
+function toImages(nhwc: Tensor): PixArtImage[] {
+  const [n, h, w] = nhwc.dims;
+  return Array.from({ length: n }, (_, k) => PixArtImage.fromFloat(nhwc.data, k, h, w));
 }
 
 function toList(prompt: string | string[]): string[] {
