@@ -6,11 +6,10 @@
  * up_blocks (widest first; each ends with nearest ×2 + conv except the last) → GroupNorm → SiLU → conv_out.
  */
 import * as path from "path";
-import type * as ort from "onnxruntime-node";
 import type { TensorInfo, WeightSource } from "../io/types";
 import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
 import { concatShape, conv2d, dim, groupNorm, linear, multiHeadAttention, reshape, silu, transpose, upsampleNearest2d } from "../onnx/ops";
-import type { SessionConfig } from "../onnx/session";
+import type { ModelSession, SessionConfig } from "../onnx/session";
 import { openWeights, withAliases, type WeightOptions } from "../io/checkpoint";
 import { readJsonObject } from "../io/json";
 import { ConfigReader, type RawConfig } from "./config-fields";
@@ -208,7 +207,7 @@ export interface DecodeOptions {
 }
 
 export class AutoencoderKL extends OrtModel {
-  private constructor(readonly config: AutoencoderKLConfig, built: BuiltModel, session: ort.InferenceSession) {
+  private constructor(readonly config: AutoencoderKLConfig, built: BuiltModel, session: ModelSession) {
     super("AutoencoderKL", built, session);
   }
 

@@ -1,10 +1,13 @@
 /**
  * What every model component shares: a built graph, its onnxruntime session, and an explicit release.
  * (A dropped session keeps its memory until V8 collects the wrapper, so release() is not optional.)
+ * The session runs in a worker thread unless `inProcess` is asked for, so inference never blocks the
+ * event loop (see onnx/worker-session.ts).
  */
 import * as ort from "onnxruntime-node";
 import type { BuiltModel } from "../onnx/graph";
-import { createSession, type SessionConfig } from "../onnx/session";
+import { createSession, type ModelSession, type SessionConfig } from "../onnx/session";
+import { WorkerSession } from "../onnx/worker-session";
 
 /** A dense row-major tensor crossing the model boundary (plain data, so it can move between threads). */
 export interface Tensor<T extends Float32Array | BigInt64Array | Int32Array = Float32Array> {
@@ -20,14 +23,14 @@ export class ModelReleasedError extends Error {
 }
 
 export abstract class OrtModel {
-  private session?: ort.InferenceSession;
+  private session?: ModelSession;
 
-  protected constructor(readonly modelName: string, readonly built: BuiltModel, session: ort.InferenceSession) {
+  protected constructor(readonly modelName: string, readonly built: BuiltModel, session: ModelSession) {
     this.session = session;
   }
 
-  protected static async createSession(built: BuiltModel, config?: SessionConfig): Promise<ort.InferenceSession> {
-    return createSession(built, config);
+  protected static async createSession(built: BuiltModel, config: SessionConfig = {}): Promise<ModelSession> {
+    return config.inProcess ? createSession(built, config) : WorkerSession.create(built, config);
   }
 
   /** Bytes of checkpoint weights this graph maps, by stored dtype. */
@@ -44,7 +47,7 @@ export abstract class OrtModel {
     return this.session === undefined;
   }
 
-  protected async run(feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+  protected async run(feeds: Record<string, ort.Tensor>): Promise<Readonly<Record<string, ort.Tensor>>> {
     if (!this.session) throw new ModelReleasedError(this.modelName);
     return this.session.run(feeds);
   }

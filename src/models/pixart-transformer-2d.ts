@@ -13,7 +13,7 @@ import { readJsonObject } from "../io/json";
 import type { WeightSource } from "../io/types";
 import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
 import { chunk, concatShape, dim, geluTanh, layerNorm, linear, multiHeadAttention, reshape, silu, transpose } from "../onnx/ops";
-import type { SessionConfig } from "../onnx/session";
+import type { ModelSession, SessionConfig } from "../onnx/session";
 import { ConfigReader, type RawConfig } from "./config-fields";
 import { OrtModel, fromOrt, toOrt, type Tensor } from "./model";
 import * as ort from "onnxruntime-node";
@@ -219,7 +219,7 @@ export interface TransformerForwardInput {
 export class PixArtTransformer2DModel extends OrtModel {
   private readonly posEmbedCache = new Map<string, Float32Array>();
 
-  private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ort.InferenceSession) {
+  private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ModelSession) {
     super("transformer", built, session);
   }
 

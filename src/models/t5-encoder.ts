@@ -13,7 +13,7 @@ import type { WeightSource } from "../io/types";
 import { GraphBuilder, float, type BuiltModel, type Value } from "../onnx/graph";
 import { geluTanh, linear, multiHeadAttention, silu } from "../onnx/ops";
 import { OnnxType } from "../onnx/proto";
-import type { SessionConfig } from "../onnx/session";
+import type { ModelSession, SessionConfig } from "../onnx/session";
 import { ConfigReader, type RawConfig } from "./config-fields";
 import { OrtModel, fromOrt, toOrt, type Tensor } from "./model";
 
@@ -244,7 +244,7 @@ export interface T5EncoderInput {
 export class T5EncoderModel extends OrtModel {
   private readonly bucketCache = new Map<number, BigInt64Array>();
 
-  private constructor(readonly config: T5Config, built: BuiltModel, session: ort.InferenceSession) {
+  private constructor(readonly config: T5Config, built: BuiltModel, session: ModelSession) {
     super("T5EncoderModel", built, session);
   }
 

@@ -13,9 +13,29 @@ export interface SessionConfig {
   prepack?: boolean;
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   executionProviders?: ort.InferenceSession.SessionOptions["executionProviders"];
+  /**
+   * Run the session on the calling thread instead of in a worker thread (the default for models).
+   * `run()` then blocks the event loop for the whole inference; meant for tests and benchmarks.
+   */
+  inProcess?: boolean;
 }
 
-export async function createSession(model: BuiltModel, config: SessionConfig = {}): Promise<ort.InferenceSession> {
+/**
+ * What the models need from a session, whether it lives on this thread (ort.InferenceSession) or in a
+ * worker (WorkerSession).
+ */
+export interface ModelSession {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, ort.Tensor>): Promise<Readonly<Record<string, ort.Tensor>>>;
+  /** Frees the session's memory now (and ends its thread, for a worker). */
+  release(): Promise<void>;
+}
+
+/** The parts of a built graph a session is made from (all of them plain data, so they can go to a worker). */
+export type SessionModel = Pick<BuiltModel, "bytes" | "externalDataFolder" | "hasCastWeights">;
+
+export async function createSession(model: SessionModel, config: SessionConfig = {}): Promise<ort.InferenceSession> {
   const session: Record<string, string> = {};
   if (model.externalDataFolder) session["model_external_initializers_file_folder_path"] = model.externalDataFolder;
   if (!config.prepack) session["disable_prepacking"] = "1";
