@@ -207,7 +207,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     let promptEmbeds = options.promptEmbeds;
     let promptAttentionMask = options.promptAttentionMask;
     if (!promptEmbeds) {
-      const encoded = await this.encodeTexts(toList(prompt ?? []), maxLength, options.cleanCaption ?? false);
+      const encoded = await this.encodeTexts("prompt", toList(prompt ?? []), maxLength, options.cleanCaption ?? false);
       promptEmbeds = encoded.embeds;
       promptAttentionMask = encoded.mask;
     }
@@ -224,7 +224,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       if (texts.length !== batch) {
         throw new PipelineArgumentError("negativePrompt", `has ${texts.length} entries but there are ${batch} prompts`);
       }
-      const encoded = await this.encodeTexts(texts, promptEmbeds.dims[1], options.cleanCaption ?? false);
+      const encoded = await this.encodeTexts("negative prompt", texts, promptEmbeds.dims[1], options.cleanCaption ?? false);
       negEmbeds = encoded.embeds;
       negMask = encoded.mask;
     }
@@ -234,14 +234,14 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     return result;
   }
 
-  private async encodeTexts(texts: string[], maxLength: number, cleanCaption: boolean): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array> }> {
+  private async encodeTexts(what: string, texts: string[], maxLength: number, cleanCaption: boolean): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array> }> {
     if (!this.tokenizer) throw new ComponentMissingError("tokenizer", "to encode prompts");
     if (!this.textEncoder) throw new ComponentMissingError("textEncoder", "to encode prompts (or pass promptEmbeds)");
     const batch = this.tokenizer.encode(textPreprocessing(texts, { cleanCaption }), { maxLength, padding: "max_length", truncation: true });
     const inputIds = toInt64Tensor(batch.inputIds);
     const mask = toInt64Tensor(batch.attentionMask);
     const textEncoder = this.textEncoder;
-    const embeds = await this.stage(`encode ${texts.length} prompt${texts.length > 1 ? "s" : ""}`, "textEncoder",
+    const embeds = await this.stage(`encode ${what}${texts.length > 1 ? ` ×${texts.length}` : ""}`, "textEncoder",
       () => textEncoder.forward({ inputIds, attentionMask: mask }));
     return { embeds, mask };
   }
