@@ -54,6 +54,7 @@ class Connection {
   private nextId = CREATE_ID + 1;
   private failure?: SessionWorkerError;
   private ending = false;
+  private hasExited = false;
   private readonly exited: Promise<void>;
 
   constructor(readonly worker: Worker) {
@@ -61,6 +62,7 @@ class Connection {
     worker.on("error", (e) => this.fail(`stopped on an uncaught ${e.name}: ${e.message}`));
     this.exited = new Promise((resolve) => {
       worker.once("exit", (code) => {
+        this.hasExited = true;
         if (!this.ending) this.fail(`exited unexpectedly (code ${code})`);
         resolve();
       });
@@ -69,6 +71,10 @@ class Connection {
 
   get failed(): boolean {
     return this.failure !== undefined;
+  }
+
+  get running(): boolean {
+    return !this.hasExited;
   }
 
   /** Waits for the reply to request `id` (the creation reply is expected without a request). */
@@ -159,6 +165,11 @@ export class WorkerSession implements ModelSession {
   /** The worker's thread id (for tests and diagnostics). */
   get threadId(): number {
     return this.conn.worker.threadId;
+  }
+
+  /** False once the worker thread has exited (after release(), or when it died). */
+  get threadRunning(): boolean {
+    return this.conn.running;
   }
 
   get released(): boolean {
