@@ -1,0 +1,20 @@
+/**
+ * pixart-ts: the diffusers PixArt-Σ pipeline in TypeScript on onnxruntime-node.
+ */
+export { PixArtSigmaPipeline, PipelineArgumentError } from "./pipeline/pixart-sigma";
+export type { CallOptions, EncodePromptOptions, EncodedPrompt, FromPretrainedOptions, PipelineOutput, StepInfo } from "./pipeline/pixart-sigma";
+export { ComponentMissingError, ComponentStateError } from "./pipeline/components";
+export { PixArtImage } from "./pipeline/image";
+export { T5EncoderModel } from "./models/t5-encoder";
+export { PixArtTransformer2DModel } from "./models/pixart-transformer-2d";
+export { AutoencoderKL } from "./models/autoencoder-kl";
+export type { Tensor } from "./models/model";
+export { T5Tokenizer } from "./tokenizer/t5-tokenizer";
+export { loadScheduler, schedulerFromConfig, SCHEDULER_CLASS_NAMES } from "./schedulers/scheduler";
+export type { Scheduler } from "./schedulers/scheduler";
+export { TorchGenerator } from "./random/torch-generator";
+export { randnTensor } from "./random/randn-tensor";
+export { MemoryReport } from "./memory/report";
+export { processMemory, formatBytes } from "./memory/probes";
+export { resolveModelPath } from "./io/hub-cache";
+export * from "./io/errors";
