@@ -19,15 +19,16 @@ export function randnTensor(shape: readonly number[], generator?: TorchGenerator
   if (!Array.isArray(generator)) return (generator as TorchGenerator).randn(shape);
   const generators = generator as readonly TorchGenerator[];
   if (generators.length === 1) return generators[0].randn(shape);
+  // As diffusers: row i comes from generator i; extra generators are not used, missing ones are an error.
   const batch = shape[0];
-  if (shape.length === 0 || generators.length !== batch) {
+  if (shape.length === 0 || generators.length < batch) {
     throw new RandomArgumentError(
-      `a list of ${generators.length} generators needs a shape whose first dimension (the batch) is ` +
-      `${generators.length}, got [${shape.join(", ")}]`);
+      `a list of ${generators.length} generators covers at most ${generators.length} batch rows, ` +
+      `got shape [${shape.join(", ")}]`);
   }
   const rowShape = [1, ...shape.slice(1)];
   const rowSize = size / batch;
   const out = new Float32Array(size);
-  generators.forEach((g, i) => out.set(g.randn(rowShape), i * rowSize));
+  for (let i = 0; i < batch; i++) out.set(generators[i].randn(rowShape), i * rowSize);
   return out;
 }

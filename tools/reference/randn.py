@@ -55,7 +55,8 @@ SEQUENCES = [
 ]
 # diffusers' randn_tensor with one generator per batch row
 RANDN_TENSOR = [("randn_tensor_generator_list", [10, 11, 12], [3, 4, 8, 8]),
-                ("randn_tensor_one_generator_in_list", [10], [3, 4, 8, 8])]
+                ("randn_tensor_one_generator_in_list", [10], [3, 4, 8, 8]),
+                ("randn_tensor_more_generators_than_rows", [10, 11, 12], [2, 4, 8, 8])]
 GENERIC = [("generic_kernel_seed42", 42, [("randn", [2, 4, 16, 16])]),
            ("generic_kernel_seed7", 7, [("randn", [1, 4, 64, 64])])]
 
