@@ -1,29 +1,24 @@
 /** The pipeline's text preprocessing against Python 3.11 and diffusers (fixtures from tools/reference/tokenizer.py). */
 import { strict as assert } from "assert";
-import * as fs from "fs";
-import * as path from "path";
 import { ftfyIsBad, pythonLower, pythonStrip, textPreprocessing } from "../../src/tokenizer";
 import { D, S, W } from "../../src/tokenizer/python-regex";
-import { fixturesDir } from "../helpers/paths";
+import { readTokenizerFixture } from "./tokenizer-fixtures";
 
-const dir = path.join(fixturesDir, "tokenizer");
-const pyStr = JSON.parse(fs.readFileSync(path.join(dir, "python-str.json"), "utf8")) as {
+const pyStr = readTokenizerFixture<{
   lower: Array<[number, string]>;
   isspace: number[];
   re: Record<"word" | "digit" | "space", Array<[number, number]>>;
-};
+}>("python-str.json.gz");
 interface CleanCase {
   clean: string;
   covered: boolean;
 }
-const clean = JSON.parse(fs.readFileSync(path.join(dir, "clean-caption.json"), "utf8")) as {
+const clean = readTokenizerFixture<{
   extra: Array<CleanCase & { text: string }>;
   corpus: CleanCase[];
   isBad: Array<[string, boolean]>;
-};
-const cases = (
-  JSON.parse(fs.readFileSync(path.join(dir, "cases.json"), "utf8")) as { cases: Array<{ text: string; lower: string }> }
-).cases;
+}>("clean-caption.json.gz");
+const cases = readTokenizerFixture<{ cases: Array<{ text: string; lower: string }> }>("cases.json.gz").cases;
 
 function isSurrogate(cp: number): boolean {
   return cp >= 0xd800 && cp <= 0xdfff;

@@ -80,23 +80,75 @@ def training_lines(count: int = 30000) -> list[str]:
     return lines
 
 
-def train_model(path: str) -> None:
+def train_model(path: str, rules_tsv: str | None) -> None:
+    """Train the unigram model into `path`, normalizing with nmt_nfkc, or with `rules_tsv` (sentencepiece's
+    normalization_rule_tsv format) when given."""
     with tempfile.TemporaryDirectory() as tmp:
         cwd = os.getcwd()
         os.chdir(tmp)  # the trainer stores its input/output names in the proto: keep them relative
         try:
             with open("corpus.txt", "w", encoding="utf-8") as f:
                 f.write("\n".join(training_lines()))
+            normalization = {"normalization_rule_name": "nmt_nfkc"}
+            if rules_tsv is not None:
+                with open("rules.tsv", "w", encoding="utf-8") as f:
+                    f.write(rules_tsv)
+                normalization = {"normalization_rule_tsv": "rules.tsv"}
             spm.SentencePieceTrainer.train(
-                input="corpus.txt", model_prefix="spiece", model_type="unigram", vocab_size=1200,
-                hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
-                normalization_rule_name="nmt_nfkc", add_dummy_prefix=True, remove_extra_whitespaces=True,
-                character_coverage=0.9995, byte_fallback=False, num_threads=1, shuffle_input_sentence=False,
-                minloglevel=2,
+                input="corpus.txt", model_prefix="spiece", model_type="unigram", vocab_size=800,
+                hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1, add_dummy_prefix=True,
+                remove_extra_whitespaces=True, character_coverage=0.9995, byte_fallback=False, num_threads=1,
+                shuffle_input_sentence=False, minloglevel=2, **normalization,
             )
         finally:
             os.chdir(cwd)
         shutil.copyfile(os.path.join(tmp, "spiece.model"), path)
+
+
+def load_proto(path: str):
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    with open(path, "rb") as f:
+        proto.ParseFromString(f.read())
+    return proto
+
+
+def charsmap_rules(blob: bytes) -> dict[str, str]:
+    """Every (key -> replacement) entry of a precompiled charsmap: a walk over its darts double-array trie."""
+    import struct
+
+    (trie_bytes,) = struct.unpack_from("<I", blob, 0)
+    units = struct.unpack_from(f"<{trie_bytes // 4}I", blob, 4)
+    pool = blob[4 + trie_bytes:]
+    offset = lambda u: (u >> 10) << ((u & (1 << 9)) >> 6)
+    rules: dict[str, str] = {}
+
+    def walk(node: int, key: bytes) -> None:
+        for c in range(1, 256):
+            pos = node ^ c
+            if pos >= len(units) or units[pos] & 0x800000FF != c:
+                continue
+            child = pos ^ offset(units[pos])
+            if (units[pos] >> 8) & 1:
+                start = units[child] & 0x7FFFFFFF
+                rules[(key + bytes([c])).decode("utf-8")] = pool[start:pool.index(0, start)].decode("utf-8")
+            walk(child, key + bytes([c]))
+
+    walk(offset(units[0]), b"")
+    return rules
+
+
+def nmt_nfkc_subset(alphabet: set[str]) -> tuple[str, bytes]:
+    """sentencepiece's nmt_nfkc rules whose keys use only `alphabet`, as a rules TSV, and the full nmt_nfkc
+    charsmap. The full charsmap takes ~240 KB per copy; on text over the alphabet the subset behaves the same
+    (every key that can match such text is kept), which main() checks on every recorded string."""
+    with tempfile.TemporaryDirectory() as tmp:
+        train_model(os.path.join(tmp, "full.model"), None)
+        full = load_proto(os.path.join(tmp, "full.model")).normalizer_spec.precompiled_charsmap
+    hex_codes = lambda text: " ".join(f"{ord(c):04X}" for c in text)
+    rules = sorted((k, v) for k, v in charsmap_rules(full).items() if set(k) <= alphabet)
+    return "".join(f"{hex_codes(k)}\t{hex_codes(v)}\n" for k, v in rules), full
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -231,6 +283,15 @@ def v4_style_config() -> dict:
     }
 
 
+def write_json_gz(name: str, doc) -> None:
+    """Reference data as gzipped JSON (the fixture budget is shared; mtime 0 keeps the bytes reproducible)."""
+    import gzip
+
+    data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    with open(os.path.join(OUT, name), "wb") as f, gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
+        gz.write(data)
+
+
 def encode_record(tok, text: str) -> dict:
     enc = tok(text, padding="max_length", max_length=MAX_LENGTH, truncation=True, add_special_tokens=True)
     ids, mask = enc["input_ids"], enc["attention_mask"]
@@ -248,7 +309,12 @@ def main() -> None:
     for d in (spiece_dir, json_dir):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
-    train_model(os.path.join(spiece_dir, "spiece.model"))
+    for name in ("cases.json", "clean-caption.json", "python-str.json"):  # older, uncompressed layout
+        if os.path.exists(os.path.join(OUT, name)):
+            os.remove(os.path.join(OUT, name))
+    alphabet = set("".join(training_lines() + prompts() + VARIANT_PROMPTS + stress_texts()))
+    rules_tsv, full_charsmap = nmt_nfkc_subset(alphabet)
+    train_model(os.path.join(spiece_dir, "spiece.model"), rules_tsv)
     with open(os.path.join(spiece_dir, "tokenizer_config.json"), "w") as f:
         json.dump(v4_style_config(), f, indent=2)
 
@@ -257,6 +323,7 @@ def main() -> None:
     assert sorted(os.listdir(json_dir)) == ["tokenizer.json", "tokenizer_config.json"], os.listdir(json_dir)
     from_json = T5Tokenizer.from_pretrained(json_dir)
     sp = spm.SentencePieceProcessor(model_file=os.path.join(spiece_dir, "spiece.model"))
+    check_subset_charsmap(from_spiece, full_charsmap, prompts() + VARIANT_PROMPTS)
 
     # diffusers' preprocessing, called on a bare instance (the method needs no component).
     pipe = PixArtSigmaPipeline.__new__(PixArtSigmaPipeline)
@@ -269,8 +336,11 @@ def main() -> None:
             sp_differs += 1
         cases.append({
             "text": text,
-            "spiece": a,
-            "json": b,
+            "ids": a["ids"],
+            **({"idsJson": b["ids"]} if b["ids"] != a["ids"] else {}),
+            # decoded text for the hand-written prompts only (size)
+            **({"decoded": a["decoded"]} if text in HAND_WRITTEN else {}),
+            **({"decodedJson": b["decoded"]} if text in HAND_WRITTEN and b["decoded"] != a["decoded"] else {}),
             "lower": pipe._text_preprocessing(text, clean_caption=False)[0],
         })
 
@@ -294,7 +364,7 @@ def main() -> None:
         "meta": meta,
         "variants": config_variants(spiece_dir),
         "unigram": unigram_cases(),
-        "normalizer": normalizer_cases(from_spiece),
+        "normalizer": normalizer_cases(from_spiece, full_charsmap),
         "sentinels": sentinels,
         "batches": {
             "texts": batch,
@@ -303,8 +373,7 @@ def main() -> None:
         },
         "cases": cases,
     }
-    with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+    write_json_gz("cases.json.gz", doc)
     write_python_tables()
     write_ftfy_tables_ts()
     bs4_rule_self_check()
@@ -314,8 +383,7 @@ def main() -> None:
         "corpus": [{"clean": c["clean"], "covered": c["covered"]} for c in corpus_clean],
         "isBad": is_bad_cases(),
     }
-    with open(os.path.join(OUT, "clean-caption.json"), "w", encoding="utf-8") as f:
-        json.dump(clean, f, ensure_ascii=False, separators=(",", ":"))
+    write_json_gz("clean-caption.json.gz", clean)
     both = clean["extra"] + clean["corpus"]
     print(f"clean_caption: {sum(c['covered'] for c in both)} of {len(both)} inputs covered", file=sys.stderr)
     print(f"{len(cases)} prompts; sentencepiece itself differs from transformers 5 on {sp_differs}", file=sys.stderr)
@@ -364,10 +432,18 @@ def config_variants(spiece_dir: str) -> list[dict]:
     return variants
 
 
-def normalizer_cases(tok) -> list[list[str]]:
+def check_subset_charsmap(tok, full_charsmap: bytes, texts: list[str]) -> None:
+    """The committed model's nmt_nfkc subset normalizes every prompt as the full nmt_nfkc charsmap does."""
+    from tokenizers.normalizers import Precompiled
+
+    full, subset = Precompiled(full_charsmap), tok.backend_tokenizer.normalizer
+    for t in texts:
+        assert full.normalize_str(t) == subset.normalize_str(t), repr(t)
+
+
+def stress_texts() -> list[str]:
     """Random strings over characters that stress grapheme segmentation and the charsmap (combining marks,
-    Prepend, ZWJ sequences, regional indicators, Hangul jamo, CR LF, fullwidth forms), with the output of the
-    tokenizer's Precompiled normalizer."""
+    Prepend, ZWJ sequences, regional indicators, Hangul jamo, CR LF, fullwidth forms)."""
     pool = list("aeAZ09 .,-\t\r\n") + ["\r\n", "\u0301", "\u0308", "\u0323", "\u20dd", "\u200d", "\u200b",
         "\ufe0f", "\u0600", "\u0605", "\u06dd", "\u0915", "\u094d", "\u0937", "\u093f", "\u0e33", "\u1100",
         "\u1161", "\u11a8", "\uac00", "\U0001f1ef", "\U0001f1f5", "\U0001f468", "\U0001f469", "\U0001f3fd",
@@ -375,9 +451,17 @@ def normalizer_cases(tok) -> list[list[str]]:
         "\u00bd", "\u2460", "\u00e9", "\u03a3", "\u1e9e", "\u0130", "\u2581", "\u00ad", "\u0000", "\u007f",
         "\U0001d518", "\u3099", "\u304b", "\u30ab", "\uff76", "\uff9e"]
     rnd = random.Random(99)
-    texts = ["".join(rnd.choice(pool) for _ in range(rnd.randint(1, 12))) for _ in range(1500)]
-    normalizer = tok.backend_tokenizer.normalizer
-    return [[t, normalizer.normalize_str(t)] for t in texts]
+    return ["".join(rnd.choice(pool) for _ in range(rnd.randint(1, 12))) for _ in range(1000)]
+
+
+def normalizer_cases(tok, full_charsmap: bytes) -> list[list[str]]:
+    """The tokenizer's Precompiled normalizer on stress_texts(), checked equal to the full nmt_nfkc charsmap."""
+    from tokenizers.normalizers import Precompiled
+
+    normalizer, full = tok.backend_tokenizer.normalizer, Precompiled(full_charsmap)
+    cases = [[t, normalizer.normalize_str(t)] for t in stress_texts()]
+    assert all(full.normalize_str(t) == n for t, n in cases)
+    return cases
 
 
 def unigram_cases() -> dict:
@@ -428,8 +512,7 @@ def write_python_tables() -> None:
                for name, pat in (("word", r"\w"), ("digit", r"\d"), ("space", r"\s"))}
     doc = {"python": sys.version.split()[0], "unicode": __import__("unicodedata").unidata_version,
            "lower": [[cp, s] for cp, s in sorted(lower.items())], "isspace": space, "re": classes}
-    with open(os.path.join(OUT, "python-str.json"), "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, separators=(",", ":"))
+    write_json_gz("python-str.json.gz", doc)
     write_python_tables_ts(lower, space, classes)
 
 
@@ -588,7 +671,7 @@ def is_bad_cases() -> list[list]:
                       set("ÂÃÎÐØÙàВГРСΒΓΞΟβ€™ā°µ²³×√≈‚Äâó¢£ŸžŠš®©»·–—´ ¡aZz.,?! \t1"))
     rnd = random.Random(7)
     out, seen = [], set()
-    while len(out) < 3000:
+    while len(out) < 2000:
         t = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 5)))
         if t not in seen:
             seen.add(t)
