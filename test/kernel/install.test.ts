@@ -1,0 +1,89 @@
+/** Kernel spec installation: kernel.json contents, install into a prefix checked by jupyter, and each refusal. */
+import * as assert from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { choosePython, install, InstallError, kernelSpec, parseArgs } from "../../kernel/src/install";
+import { kernelMain } from "./kernel-client";
+import { run, venvBin } from "./jupyter-env";
+
+const isInstallError = (pattern: RegExp) => (e: Error) => e instanceof InstallError && pattern.test(e.message);
+
+describe("kernel install", function () {
+  this.timeout(120000);
+  let tmp: string;
+
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pixart-install-test-"));
+  });
+
+  afterEach(() => {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("writes absolute node and main.js paths with --expose-gc", () => {
+    const spec = kernelSpec({ main: kernelMain });
+    assert.deepStrictEqual(spec.argv, [process.execPath, "--expose-gc", kernelMain, "{connection_file}"]);
+    assert.strictEqual(spec.language, "typescript");
+    assert.strictEqual(spec.interrupt_mode, "signal");
+    assert.ok(spec.argv.slice(0, 3).every((p) => p.startsWith("--") || path.isAbsolute(p)));
+  });
+
+  it("installs into a prefix and `jupyter kernelspec list` shows it", async () => {
+    const python = venvBin("python");
+    const result = install({ python, location: { kind: "prefix", prefix: tmp }, name: "pixart-ts-install-test", main: kernelMain });
+    const file = path.join(tmp, "share", "jupyter", "kernels", "pixart-ts-install-test", "kernel.json");
+    assert.strictEqual(path.join(result.resourceDir, "kernel.json"), file);
+    assert.deepStrictEqual(JSON.parse(fs.readFileSync(file, "utf8")).argv, result.spec.argv);
+    const listed = await run(python, ["-m", "jupyter", "kernelspec", "list"], {
+      env: { ...process.env, JUPYTER_PATH: path.join(tmp, "share", "jupyter") },
+      timeoutMs: 60000,
+    });
+    assert.match(listed.output, /pixart-ts-install-test/);
+  });
+
+  it("installs from the command line", async () => {
+    const cli = path.join(path.dirname(kernelMain), "install.js");
+    const { code, output } = await run(process.execPath, [cli, "--prefix", tmp, "--name", "pixart-ts-cli", "--python", venvBin("python")], {
+      timeoutMs: 60000,
+    });
+    assert.strictEqual(code, 0, output);
+    assert.match(output, /Installed Jupyter kernel "pixart-ts-cli"/);
+    assert.ok(fs.existsSync(path.join(tmp, "share", "jupyter", "kernels", "pixart-ts-cli", "kernel.json")));
+  });
+
+  it("uses the active virtual environment's Python and installs into it by default", () => {
+    const venv = path.join(tmp, "venv");
+    fs.mkdirSync(path.join(venv, "bin"), { recursive: true });
+    fs.writeFileSync(path.join(venv, "bin", "python"), "");
+    assert.deepStrictEqual(choosePython(undefined, { VIRTUAL_ENV: venv }), { python: path.join(venv, "bin", "python"), isEnv: true });
+    assert.deepStrictEqual(choosePython(undefined, { CONDA_PREFIX: venv }), { python: path.join(venv, "bin", "python"), isEnv: true });
+    assert.deepStrictEqual(choosePython("/opt/py", { VIRTUAL_ENV: venv }), { python: "/opt/py", isEnv: false });
+  });
+
+  it("refuses a Python that cannot be run, naming it", () => {
+    assert.throws(() => install({ python: "/nonexistent/python", location: { kind: "prefix", prefix: tmp }, main: kernelMain }), isInstallError(/\/nonexistent\/python/));
+  });
+
+  it("refuses a Python without Jupyter", () => {
+    const fake = path.join(tmp, "python");
+    fs.writeFileSync(fake, "#!/bin/sh\necho 'No module named jupyter' >&2\nexit 1\n", { mode: 0o755 });
+    assert.throws(() => install({ python: fake, location: { kind: "prefix", prefix: tmp }, main: kernelMain }), isInstallError(/is Jupyter installed/));
+  });
+
+  it("refuses a kernel name Jupyter cannot use", () => {
+    assert.throws(() => install({ name: "bad name!", main: kernelMain }), isInstallError(/--name/));
+  });
+
+  it("refuses a relative or missing main.js", () => {
+    assert.throws(() => kernelSpec({ main: "main.js" }), isInstallError(/absolute/));
+    assert.throws(() => kernelSpec({ main: path.join(tmp, "main.js") }), isInstallError(/not found/));
+  });
+
+  it("parses the command line and refuses unknown arguments", () => {
+    assert.deepStrictEqual(parseArgs(["--user", "--name", "k"]), { location: { kind: "user" }, name: "k" });
+    assert.deepStrictEqual(parseArgs(["--prefix", "/p"]), { location: { kind: "prefix", prefix: "/p" } });
+    assert.throws(() => parseArgs(["--global"]), isInstallError(/unknown argument --global/));
+    assert.throws(() => parseArgs(["--name"]), isInstallError(/--name needs a value/));
+  });
+});
