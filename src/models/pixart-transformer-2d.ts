@@ -12,10 +12,12 @@ import { openWeights, type WeightOptions } from "../io/checkpoint";
 import { readJsonObject } from "../io/json";
 import type { WeightSource } from "../io/types";
 import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
-import { chunk, concatShape, dim, geluTanh, layerNorm, linear, multiHeadAttention, reshape, silu, transpose } from "../onnx/ops";
+import { chunk, concatShape, dim, geluTanh, layerNorm, linear as fp32Linear, multiHeadAttention, reshape, silu, transpose } from "../onnx/ops";
 import type { ModelSession, SessionConfig } from "../onnx/session";
 import { ConfigReader, type RawConfig } from "./config-fields";
 import { OrtModel, fromOrt, toOrt, type Tensor } from "./model";
+import type { LinearFn } from "./quantize";
+import { prepareQuantized, type QuantizationReport, type QuantizeLoadOptions } from "./quantized-cache";
 import * as ort from "onnxruntime-node";
 
 export interface PixArtTransformer2DConfig {
@@ -91,8 +93,14 @@ function timestepFrequencies(half: number): Float32Array {
   return Float32Array.from({ length: half }, (_, k) => Math.fround(Math.exp(Math.fround(Math.fround(negLog * k) / half))));
 }
 
-export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, weights: WeightSource): BuiltModel {
+export interface PixArtGraphOptions {
+  /** Replaces `linear` from onnx/ops for every nn.Linear (a quantized variant passes its own). */
+  linear?: LinearFn;
+}
+
+export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, weights: WeightSource, opts: PixArtGraphOptions = {}): BuiltModel {
   const { innerDim: d, patchSize: p, outChannels } = config;
+  const linear = opts.linear ?? fp32Linear;
   const g = new GraphBuilder("pixart_transformer_2d", weights);
   const hiddenStates = g.input("hidden_states", "float32", ["batch", config.inChannels, "height", "width"]);
   const encoderHiddenStates = g.input("encoder_hidden_states", "float32", ["batch", "text_len", config.captionChannels ?? config.crossAttentionDim]);
@@ -122,7 +130,7 @@ export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, w
   // onnxruntime adds its mask_filter_value (-10000, as diffusers) to the scores of keys whose mask is 0.
   const keyPaddingMask = g.op("Cast", [encoderMask], { to: 6 /* int32 */ });
 
-  for (let i = 0; i < config.numLayers; i++) x = transformerBlock(g, config, `transformer_blocks.${i}`, x, text, t6, keyPaddingMask);
+  for (let i = 0; i < config.numLayers; i++) x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, text, t6, keyPaddingMask);
 
   // Final layer: shift/scale from tEmb (not from t6), then the per-patch projection.
   const finalMod = g.op("Add", [g.weight("scale_shift_table", [2, d]), g.op("Unsqueeze", [tEmb, g.constI64([1])])]);
@@ -147,17 +155,17 @@ function modulate(g: GraphBuilder, x: Value, shift: Value, scale: Value): Value 
 }
 
 function transformerBlock(
-  g: GraphBuilder, config: PixArtTransformer2DConfig, prefix: string, x: Value, text: Value, t6: Value, keyPaddingMask: Value,
+  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, text: Value, t6: Value, keyPaddingMask: Value,
 ): Value {
   const d = config.innerDim;
   const mod = g.op("Add", [g.weight(`${prefix}.scale_shift_table`, [6, d]), t6]);
   const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(g, mod, 6, 1);
 
   const n1 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMsa, scaleMsa);
-  x = g.op("Add", [g.op("Mul", [gateMsa, attention(g, config, `${prefix}.attn1`, n1, n1)]), x]);
+  x = g.op("Add", [g.op("Mul", [gateMsa, attention(g, config, linear, `${prefix}.attn1`, n1, n1)]), x]);
 
   // PixArt's cross-attention reads the residual stream directly: no norm, no gate.
-  x = g.op("Add", [attention(g, config, `${prefix}.attn2`, x, text, keyPaddingMask), x]);
+  x = g.op("Add", [attention(g, config, linear, `${prefix}.attn2`, x, text, keyPaddingMask), x]);
 
   const n2 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMlp, scaleMlp);
   const ff = `${prefix}.ff.net`;
@@ -167,7 +175,9 @@ function transformerBlock(
   return g.op("Add", [g.op("Mul", [gateMlp, h]), x]);
 }
 
-function attention(g: GraphBuilder, config: PixArtTransformer2DConfig, prefix: string, x: Value, context: Value, keyPaddingMask?: Value): Value {
+function attention(
+  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, context: Value, keyPaddingMask?: Value,
+): Value {
   const d = config.innerDim;
   const kvIn = prefix.endsWith("attn2") ? config.crossAttentionDim : d;
   const q = linear(g, x, `${prefix}.to_q`, { shape: [d, d] });
@@ -218,20 +228,32 @@ export interface TransformerForwardInput {
 
 export class PixArtTransformer2DModel extends OrtModel {
   private readonly posEmbedCache = new Map<string, Float32Array>();
+  /** Set when loaded with `quantize`: the method, the cached file, and whether it was a cache hit. */
+  quantization?: QuantizationReport;
 
   private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ModelSession) {
     super("transformer", built, session);
   }
 
   /** Loads a `transformer/` folder (config.json + safetensors weights, single or sharded). */
-  static async fromPretrained(componentDir: string, opts: SessionConfig & WeightOptions = {}): Promise<PixArtTransformer2DModel> {
+  static async fromPretrained(componentDir: string, opts: SessionConfig & WeightOptions & QuantizeLoadOptions = {}): Promise<PixArtTransformer2DModel> {
     const configFile = path.join(componentDir, "config.json");
     const config = parsePixArtTransformerConfig(await readJsonObject(configFile), configFile);
-    return PixArtTransformer2DModel.fromWeights(config, await openWeights(componentDir, opts), opts);
+    const weights = await openWeights(componentDir, opts);
+    if (opts.quantize === undefined) return PixArtTransformer2DModel.fromWeights(config, weights, opts);
+    // Only the transformer blocks (over 95% of the weights): the timestep, modulation and caption projections
+    // and proj_out run on a few rows, and the modulation vectors steer every block.
+    const q = await prepareQuantized(weights, (linear) => buildPixArtTransformerGraph(config, weights, { linear }),
+      { ...opts, label: "transformer", include: (l) => l.prefix.startsWith("transformer_blocks.") });
+    const model = await PixArtTransformer2DModel.fromWeights(config, q.weights, { ...q.session(opts), linear: q.linear });
+    model.quantization = q.report;
+    return model;
   }
 
-  static async fromWeights(config: PixArtTransformer2DConfig, weights: WeightSource, session?: SessionConfig): Promise<PixArtTransformer2DModel> {
-    const built = buildPixArtTransformerGraph(config, weights);
+  static async fromWeights(
+    config: PixArtTransformer2DConfig, weights: WeightSource, session?: SessionConfig & PixArtGraphOptions,
+  ): Promise<PixArtTransformer2DModel> {
+    const built = buildPixArtTransformerGraph(config, weights, { linear: session?.linear });
     return new PixArtTransformer2DModel(config, built, await OrtModel.createSession(built, session));
   }
 

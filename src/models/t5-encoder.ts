@@ -16,6 +16,8 @@ import { OnnxType } from "../onnx/proto";
 import type { ModelSession, SessionConfig } from "../onnx/session";
 import { ConfigReader, type RawConfig } from "./config-fields";
 import { OrtModel, fromOrt, toOrt, type Tensor } from "./model";
+import type { LinearFn } from "./quantize";
+import { prepareQuantized, type QuantizationReport, type QuantizeLoadOptions } from "./quantized-cache";
 
 /** Activations this graph implements, by their transformers `ACT2FN` names. */
 export const T5_ACTIVATIONS = ["relu", "gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish"] as const;
@@ -232,7 +234,10 @@ function activation(g: GraphBuilder, x: Value, act: T5Activation): Value {
   }
 }
 
-export interface T5EncoderLoadOptions extends SessionConfig, WeightOptions, T5GraphOptions {}
+export interface T5EncoderLoadOptions extends SessionConfig, WeightOptions, T5GraphOptions, QuantizeLoadOptions {}
+
+/** A general (prefix, {bias, shape}) linear function as the T5 graph's bias-free one. */
+const asT5Linear = (lin: LinearFn): T5LinearFn => (g, x, prefix, shape) => lin(g, x, prefix, { bias: false, shape });
 
 export interface T5EncoderInput {
   /** [B, L] token ids in [0, vocab_size). */
@@ -243,6 +248,8 @@ export interface T5EncoderInput {
 
 export class T5EncoderModel extends OrtModel {
   private readonly bucketCache = new Map<number, BigInt64Array>();
+  /** Set when loaded with `quantize`: the method, the cached file, and whether it was a cache hit. */
+  quantization?: QuantizationReport;
 
   private constructor(readonly config: T5Config, built: BuiltModel, session: ModelSession) {
     super("T5EncoderModel", built, session);
@@ -253,7 +260,12 @@ export class T5EncoderModel extends OrtModel {
     const configFile = path.join(textEncoderDir, "config.json");
     const config = parseT5Config(await readJsonObject(configFile), configFile);
     const weights = await openWeights(textEncoderDir, { variant: opts.variant, allowSymlinksOutside: opts.allowSymlinksOutside });
-    return T5EncoderModel.fromWeights(config, weights, opts);
+    if (opts.quantize === undefined) return T5EncoderModel.fromWeights(config, weights, opts);
+    const q = await prepareQuantized(weights, (lin) => buildT5EncoderGraph(config, weights, { linear: asT5Linear(lin) }),
+      { ...opts, label: "text_encoder" });
+    const model = await T5EncoderModel.fromWeights(config, q.weights, { ...q.session(opts), linear: asT5Linear(q.linear) });
+    model.quantization = q.report;
+    return model;
   }
 
   static async fromWeights(config: T5Config, weights: WeightSource, opts: SessionConfig & T5GraphOptions = {}): Promise<T5EncoderModel> {
