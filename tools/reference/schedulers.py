@@ -17,6 +17,9 @@ DDIM) the VP-scaled model input is x = a*x0 + s*eps with a = 1/sqrt(sigma^2+1), 
 eps = (x - a*x0_target)/s + 0.1*n (x0_target fixed per case, n fresh standard normal noise per step) and
 returns it as epsilon, sample (x0) or v (a*eps - s*x0) prediction as the config asks.
 
+Also writes test/fixtures/schedulers/pixart-sigma/scheduler/scheduler_config.json (the published file) and
+test/fixtures/schedulers/ddim-saved/scheduler_config.json (diffusers' save_config of a DDIM made from it).
+
 Run: .venv/bin/python tools/reference/schedulers.py
 """
 import json
@@ -198,7 +201,27 @@ def run_case(index, name, class_name, overrides, steps, shape, step_kwargs, seed
     }
 
 
+def write_config_files():
+    """Scheduler folders for loadScheduler: the published PixArt-Sigma file (Python's json writes -Infinity) and
+    what diffusers' save_config writes for a DDIM scheduler made from it (DPM-only keys kept)."""
+    base = os.path.dirname(OUT)
+    pixart = os.path.join(base, "pixart-sigma", "scheduler")
+    os.makedirs(pixart, exist_ok=True)
+    with open(os.path.join(pixart, "scheduler_config.json"), "w") as f:
+        json.dump(PIXART, f, indent=2, sort_keys=True)
+        f.write("\n")
+    ddim = DDIMScheduler.from_config(DPMSolverMultistepScheduler.from_config(PIXART).config, clip_sample=False)
+    ddim.save_config(os.path.join(base, "ddim-saved"))
+    # diffusers writes its own version into saved configs; pin it so the fixture does not churn.
+    path = os.path.join(base, "ddim-saved", "scheduler_config.json")
+    with open(path) as f:
+        text = f.read().replace(f'"_diffusers_version": "{diffusers.__version__}"', '"_diffusers_version": "0.42.1"')
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main():
+    write_config_files()
     tensors, manifest = {}, []
     for i, case in enumerate(CASES):
         manifest.append(run_case(i, *case, tensors))
