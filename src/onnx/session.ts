@@ -20,6 +20,23 @@ export interface SessionConfig {
   inProcess?: boolean;
 }
 
+/** Every SessionConfig field: typed as a full record so that a new field fails to compile until listed. */
+const SESSION_CONFIG_FIELDS: Record<keyof SessionConfig, true> = {
+  intraOpNumThreads: true, prepack: true, logSeverityLevel: true, executionProviders: true, inProcess: true,
+};
+
+/**
+ * Just the SessionConfig fields of a wider options object. Loaders pass theirs whole (with functions such as
+ * a `linear` builder or a `log` callback), which cannot be structured-cloned to a session worker.
+ */
+export function pickSessionConfig(opts: SessionConfig): SessionConfig {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(SESSION_CONFIG_FIELDS) as (keyof SessionConfig)[]) {
+    if (opts[key] !== undefined) out[key] = opts[key];
+  }
+  return out as SessionConfig;
+}
+
 /**
  * What the models need from a session, whether it lives on this thread (ort.InferenceSession) or in a
  * worker (WorkerSession).

@@ -17,7 +17,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Worker } from "worker_threads";
 import * as ort from "onnxruntime-node";
-import type { ModelSession, SessionConfig, SessionModel } from "./session";
+import { pickSessionConfig, type ModelSession, type SessionConfig, type SessionModel } from "./session";
 import { CREATE_ID, ownBuffers, type SessionWorkerData, type WireData, type WireError, type WireTensor, type WorkerReply, type WorkerRequest } from "./session-worker";
 
 /** The worker thread died (uncaught error, out of memory, terminated from outside): its session is gone. */
@@ -150,7 +150,7 @@ export class WorkerSession implements ModelSession {
     const bytes = model.bytes.slice();
     const workerData: SessionWorkerData = {
       model: { bytes, externalDataFolder: model.externalDataFolder, hasCastWeights: model.hasCastWeights },
-      config: cloneableConfig(config),
+      config: pickSessionConfig(config),
     };
     const conn = new Connection(new Worker(WORKER_SCRIPT, { workerData, transferList: [bytes.buffer as ArrayBuffer] }));
     try {
@@ -205,17 +205,6 @@ export class WorkerSession implements ModelSession {
       await this.conn.terminate();
     }
   }
-}
-
-/**
- * Only SessionConfig's own fields go to the worker: callers pass wider option objects (e.g. the T5 loader's
- * `linear` function), which structured cloning would refuse.
- */
-function cloneableConfig(c: SessionConfig): SessionConfig {
-  const { intraOpNumThreads, prepack, logSeverityLevel, executionProviders } = c;
-  const out: SessionConfig = { intraOpNumThreads, prepack, logSeverityLevel, executionProviders };
-  for (const key of Object.keys(out) as (keyof SessionConfig)[]) if (out[key] === undefined) delete out[key];
-  return out;
 }
 
 /** The stack of the current call on this thread, starting at the caller of `fn`. */

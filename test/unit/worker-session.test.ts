@@ -186,6 +186,19 @@ describe("WorkerSession: onnxruntime in a worker thread", () => {
     await s.release(); // still fine: nothing left to release
   });
 
+  it("passes the session options to the worker, taking them out of wider option objects that hold functions", async () => {
+    // onnxruntime's intra-op pool has n - 1 threads of its own: the options' effect is visible in /proc.
+    const threadsWith = async (n: number): Promise<number> => {
+      const before = threadCount();
+      const opts = { intraOpNumThreads: n, linear: () => "not cloneable", log: console.log };
+      const s = await WorkerSession.create(reluGraph(), opts);
+      const added = threadCount() - before;
+      await s.release();
+      return added;
+    };
+    assert.strictEqual((await threadsWith(3)) - (await threadsWith(1)), 2);
+  });
+
   it("20 create/run/release cycles leave no threads behind", async () => {
     const threads = threadCount();
     const x = new ort.Tensor("float32", new Float32Array(6).fill(1), [2, 3]);
