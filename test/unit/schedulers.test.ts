@@ -9,14 +9,15 @@ import { fixturesDir } from "../helpers/paths";
 /** Per-step tolerance: max |ours − diffusers| / max |diffusers| over the step's output. */
 const STEP_TOLERANCE = 1e-6;
 /**
- * Cases allowed more, with the reason. UniPC in ε-prediction form carries its corrected sample from step to
- * step, multiplied by α_t/α_s (≈ 1.7–1.9) each time, so rounding differences grow along the run. That is
- * conditioning, not a difference in method: diffusers' own float32 run of this case differs from the same
- * run in float64 by up to 2.2e-6 relative (measured, tools/reference/schedulers.py inputs); ours differs from
- * diffusers' float32 run by up to 4.1e-6 (torch's float32 log/exp/sqrt come from MKL and are not correctly
- * rounded, ours are).
+ * A few variants are ill-conditioned in float32: UniPC in ε form carries its corrected sample from step to step
+ * multiplied by α_t/α_s > 1, and the ε-form SDE-DPM-Solver cancels large terms. There diffusers' own float32
+ * result is further than 1e-6 from the same computation in float64 (recorded per case as `float64_deviation`,
+ * up to 2.9e-6), and one-ulp differences in torch's float32 log/exp/sqrt (MKL, not correctly rounded; ours
+ * are) are amplified alike. Such cases may differ by twice diffusers' own rounding error.
  */
-const CASE_TOLERANCE: Record<string, number> = { unipc_noise_prediction: 5e-6 };
+function stepTolerance(c: Case): number {
+  return Math.max(STEP_TOLERANCE, 2 * c.float64_deviation);
+}
 
 interface Case {
   name: string;
@@ -33,9 +34,12 @@ interface Case {
   order: number;
   step_kwargs: { eta?: number; use_clipped_model_output?: boolean; s_churn?: number; s_tmin?: number; s_tmax?: number };
   generator_seeds: number[] | null;
+  /** diffusers' float32 step outputs vs the same steps in float64: its own rounding error on this case. */
+  float64_deviation: number;
 }
 
 interface CaseResult {
+  tolerance: number;
   maxStepError: number;
   maxInputError: number;
   maxSigmaError: number;
@@ -91,7 +95,7 @@ async function runCase(file: SafetensorsFile, source: JsonObject, c: Case): Prom
   }
   assert.strictEqual(sched.timestepsAreIntegers, c.timesteps_dtype === "int64", "timestep dtype");
   assert.strictEqual(sched.order, c.order);
-  const result: CaseResult = { maxStepError: 0, maxInputError: 0, maxSigmaError: 0 };
+  const result: CaseResult = { tolerance: stepTolerance(c), maxStepError: 0, maxInputError: 0, maxSigmaError: 0 };
   if (c.sigmas === null) {
     assert.strictEqual(sched.sigmas, null);
   } else {
@@ -111,7 +115,7 @@ async function runCase(file: SafetensorsFile, source: JsonObject, c: Case): Prom
     if (inputs) result.maxInputError = Math.max(result.maxInputError, relativeError(modelIn, at(inputs, k)));
     const out = sched.step(at(outputs, k), t, at(samples, k), options);
     const err = relativeError(out, at(samples, k + 1));
-    const tolerance = CASE_TOLERANCE[c.name] ?? STEP_TOLERANCE;
+    const tolerance = stepTolerance(c);
     assert.ok(err <= tolerance, `step ${k} (t=${t}): relative error ${err.toExponential(2)} > ${tolerance}`);
     result.maxStepError = Math.max(result.maxStepError, err);
   });
@@ -132,14 +136,15 @@ describe("schedulers: full runs against diffusers", () => {
   it("has the recorded cases", () => assert.ok(cases.length >= 40));
 
   for (const family of ["DPMSolverMultistep", "DDIM", "EulerDiscrete", "EulerAncestralDiscrete", "UniPCMultistep"]) {
-    it(`${family}Scheduler: every step within ${STEP_TOLERANCE} relative`, async () => {
+    it(`${family}Scheduler: every step within ${STEP_TOLERANCE} relative (or 2x diffusers' own float32 error)`, async () => {
       const mine = cases.filter((c) => c.class_name === `${family}Scheduler`);
       assert.ok(mine.length > 0);
       const report: string[] = [];
       for (const c of mine) {
         try {
           const r = await runCase(file, source, c);
-          report.push(`${c.name}: step ${r.maxStepError.toExponential(2)}, sigma ${r.maxSigmaError.toExponential(2)}` +
+          report.push(`${c.name}: step ${r.maxStepError.toExponential(2)} (bound ${r.tolerance.toExponential(1)}, ` +
+            `diffusers f32 vs f64 ${c.float64_deviation.toExponential(2)}), sigma ${r.maxSigmaError.toExponential(2)}` +
             (r.maxInputError ? `, input ${r.maxInputError.toExponential(2)}` : ""));
         } catch (e) {
           throw new Error(`${c.name}: ${(e as Error).message}`, { cause: e });
