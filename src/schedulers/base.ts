@@ -144,10 +144,10 @@ export abstract class SchedulerBase<P extends BetaConfig> implements Scheduler {
   }
 
   /** diffusers' `randn_tensor(shape, generator)` for noise drawn inside a step, or the caller's noise. */
-  protected stepNoise(length: number, options: StepOptions, noiseOption = "varianceNoise"): Float32Array {
+  protected stepNoise(length: number, options: StepOptions): Float32Array {
     if (options.varianceNoise !== undefined) {
       if (!(options.varianceNoise instanceof Float32Array) || options.varianceNoise.length !== length) {
-        this.usageError(noiseOption, `expected a Float32Array of ${length} elements`);
+        this.usageError("varianceNoise", `expected a Float32Array of ${length} elements`);
       }
       return options.varianceNoise;
     }

@@ -129,8 +129,3 @@ export function resolveConfig<T>(
   config._class_name = className;
   return { params: params as T, config };
 }
-
-/** Sets a config value after validation, as diffusers' `register_to_config` does for remapped values. */
-export function registerToConfig(config: SchedulerConfig, key: string, value: JsonValue): SchedulerConfig {
-  return { ...config, [key]: value };
-}

@@ -108,7 +108,7 @@ export function isSchedulerClassName(name: unknown): name is SchedulerClassName 
  * defaults; `overrides` win over the config (`from_config(config, **overrides)`).
  */
 export function schedulerFromConfig(config: SchedulerConfig, className?: string, overrides: SchedulerConfig = {}): Scheduler {
-  if (!isJsonObject(config as never)) {
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
     throw new SchedulerConfigError(className ?? "scheduler", "(config)", "expected a config object");
   }
   const name = className ?? config._class_name;
