@@ -166,7 +166,8 @@ export function quantizeInt4Rows(chunk: Float32Array, firstRow: number, inFeatur
       for (let k = k0; k < k1; k++) {
         const v = chunk[row + k];
         if (v < lo) lo = v;
-        if (v > hi) hi = v;
+        else if (v > hi) hi = v;
+        else if (v !== v) checkFinite(v, n); // NaN passes both comparisons
       }
       checkFinite(hi - lo, n);
       const scale = Math.fround((hi - lo) / 15);
@@ -295,15 +296,16 @@ export function quantizedLinear(method: QuantizeMethod, opts: QuantizedLinearOpt
 }
 
 /**
- * Runs a graph build with a linear function that records every Linear it is asked for (and builds it in fp32,
- * so the build checks the checkpoint's shapes as usual). The graph itself is thrown away.
+ * Runs a graph build with a linear function that only records every Linear it is asked for (returning its
+ * input, so nothing reads the weight: a weight in a dtype the fp32 path refuses still reaches the quantizer's
+ * own, clearer error). The graph itself is thrown away.
  */
 export function collectLinears(build: (linear: LinearFn) => unknown): LinearSpec[] {
   const found = new Map<string, LinearSpec>();
   build((g, x, prefix, o = {}) => {
     const shape = o.shape ?? (g.weightShape(`${prefix}.weight`) as [number, number]);
     if (!found.has(prefix)) found.set(prefix, { prefix, shape: [shape[0], shape[1]] });
-    return fp32Linear(g, x, prefix, o);
+    return x;
   });
   return [...found.values()];
 }

@@ -16,7 +16,7 @@ import * as os from "os";
 import * as path from "path";
 import { promises as fsp } from "fs";
 import { performance } from "perf_hooks";
-import { CheckpointError } from "../io/errors";
+import { CheckpointError, TensorShapeError } from "../io/errors";
 import { DTYPE_SIZES, openSafetensors, toFloat32, type SafetensorsFile } from "../io/safetensors";
 import { layoutSafetensors } from "../io/safetensors-writer";
 import type { TensorInfo, WeightSource } from "../io/types";
@@ -114,7 +114,7 @@ export async function openOrQuantize(
   opts: QuantizeLoadOptions & { label: string },
 ): Promise<{ cache: SafetensorsFile; report: QuantizationReport }> {
   const log = opts.log ?? (() => undefined);
-  const infos = linears.map((l) => checkQuantizable(source.get(`${l.prefix}.weight`)));
+  const infos = linears.map((l) => checkQuantizable(source.get(`${l.prefix}.weight`), l));
   const specs = linears.flatMap((l) => Object.values(quantizedTensors(method, l)).filter((t): t is QuantizedTensorSpec => t !== undefined));
   const key = cacheKey(method, linears, infos);
   const dir = opts.cacheDir ?? defaultQuantizedCacheDir();
@@ -137,7 +137,10 @@ export async function openOrQuantize(
   return { cache, report };
 }
 
-function checkQuantizable(info: TensorInfo): TensorInfo {
+function checkQuantizable(info: TensorInfo, l: LinearSpec): TensorInfo {
+  if (info.shape.length !== 2 || info.shape[0] !== l.shape[0] || info.shape[1] !== l.shape[1]) {
+    throw new TensorShapeError(info.file, info.name, l.shape, info.shape);
+  }
   if (!QUANTIZABLE_DTYPES.includes(info.dtype)) throw new QuantizeDtypeError(info.file, info.name, info.dtype);
   return info;
 }
