@@ -67,6 +67,10 @@ export async function main(argv: string[]): Promise<number> {
   if (guidance !== undefined && !Number.isFinite(guidance)) throw new CliUsageError(`--guidance expects a number, got "${values.guidance}"`);
 
   const threads = intOption(values, "threads");
+  const steps = intOption(values, "steps") ?? 20;
+  const sizes = { height: intOption(values, "height"), width: intOption(values, "width") };
+  const seed = intOption(values, "seed");
+  const numImagesPerPrompt = intOption(values, "num-images");
   const t0 = Date.now();
   const pipe = await PixArtSigmaPipeline.fromPretrained(values.model, {
     revision: values.revision, session: threads === undefined ? {} : { intraOpNumThreads: threads },
@@ -74,7 +78,6 @@ export async function main(argv: string[]): Promise<number> {
   if (values.scheduler) pipe.scheduler = schedulerFromConfig(pipe.scheduler.config, SCHEDULER_ALIASES[values.scheduler] ?? values.scheduler);
   const loadSeconds = (Date.now() - t0) / 1000;
 
-  const steps = intOption(values, "steps") ?? 20;
   const bar = new ProgressBar(steps);
   const t1 = Date.now();
   const result = await pipe.call({
@@ -82,10 +85,9 @@ export async function main(argv: string[]): Promise<number> {
     negativePrompt: values["negative-prompt"],
     numInferenceSteps: steps,
     guidanceScale: guidance,
-    height: intOption(values, "height"),
-    width: intOption(values, "width"),
-    seed: intOption(values, "seed"),
-    numImagesPerPrompt: intOption(values, "num-images"),
+    ...sizes,
+    seed,
+    numImagesPerPrompt,
     useResolutionBinning: !values["no-binning"],
     callbackOnStepEnd: ({ step }) => bar.update(step + 1),
   });
