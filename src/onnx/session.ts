@@ -18,11 +18,20 @@ export interface SessionConfig {
    * `run()` then blocks the event loop for the whole inference; meant for tests and benchmarks.
    */
   inProcess?: boolean;
+  /**
+   * onnxruntime graph optimizations, default "all". "extended" skips the layout transforms that copy conv
+   * weights into blocked (NCHWc) anonymous memory: measured on the SDXL VAE decoder at 1024 px, peak RSS
+   * 2.84 GB instead of 3.37 GB for ~20% more CPU time.
+   */
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /** onnxruntime's memory-pattern planning (default on); off can lower the peak of activation-heavy graphs. */
+  enableMemPattern?: boolean;
 }
 
 /** Every SessionConfig field: typed as a full record so that a new field fails to compile until listed. */
 const SESSION_CONFIG_FIELDS: Record<keyof SessionConfig, true> = {
   intraOpNumThreads: true, prepack: true, logSeverityLevel: true, executionProviders: true, inProcess: true,
+  graphOptimizationLevel: true, enableMemPattern: true,
 };
 
 /**
@@ -61,12 +70,13 @@ export async function createSession(model: SessionModel, config: SessionConfig =
   if (model.hasCastWeights) extra["optimization"] = { disable_specified_optimizers: "ConstantFolding" };
   const options: ort.InferenceSession.SessionOptions = {
     enableCpuMemArena: false,
-    graphOptimizationLevel: "all",
+    graphOptimizationLevel: config.graphOptimizationLevel ?? "all",
     logSeverityLevel: config.logSeverityLevel ?? 3,
     executionProviders: config.executionProviders ?? ["cpu"],
     extra,
   };
   // The binding rejects an explicit `undefined`.
   if (config.intraOpNumThreads !== undefined) options.intraOpNumThreads = config.intraOpNumThreads;
+  if (config.enableMemPattern !== undefined) options.enableMemPattern = config.enableMemPattern;
   return ort.InferenceSession.create(model.bytes, options);
 }
