@@ -42,11 +42,27 @@ export type WorkerReply =
 /** Request id of the session creation, which starts as soon as the worker does. */
 export const CREATE_ID = 0;
 
-/** The buffers to transfer for these typed arrays; an array sharing its buffer gets a copy that owns one. */
+const TYPED_ARRAYS = [
+  Float32Array, Float64Array, Int8Array, Uint8Array, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, BigUint64Array,
+] as const;
+
+/**
+ * A copy of `data` in an ArrayBuffer of its own, safe to transfer. Not `data.slice()`: on a Buffer that
+ * returns a view of the same memory (often node's shared 8 KiB pool), and transferring it would detach
+ * memory that other code still uses.
+ */
+export function ownCopy<T extends WireData>(data: T): T {
+  const ctor = TYPED_ARRAYS.find((c) => data instanceof c);
+  if (!ctor) throw new TypeError(`cannot copy a ${Object.prototype.toString.call(data)} for the session worker`);
+  return new (ctor as unknown as new (source: T) => T)(data);
+}
+
+/** The buffers to transfer for these tensors; an array that does not span exactly its own buffer is copied first. */
 export function ownBuffers<T extends { data: WireData }>(tensors: T[]): ArrayBuffer[] {
   return tensors.map((t) => {
     const d = t.data;
-    if (d.byteOffset !== 0 || d.byteLength !== d.buffer.byteLength || !(d.buffer instanceof ArrayBuffer)) t.data = d.slice();
+    const whole = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer;
+    if (!whole || Buffer.isBuffer(d)) t.data = ownCopy(d);
     return t.data.buffer as ArrayBuffer;
   });
 }

@@ -18,7 +18,7 @@ import * as path from "path";
 import { Worker } from "worker_threads";
 import * as ort from "onnxruntime-node";
 import { pickSessionConfig, type ModelSession, type SessionConfig, type SessionModel } from "./session";
-import { CREATE_ID, ownBuffers, type SessionWorkerData, type WireData, type WireError, type WireTensor, type WorkerReply, type WorkerRequest } from "./session-worker";
+import { CREATE_ID, ownBuffers, ownCopy, type SessionWorkerData, type WireData, type WireError, type WireTensor, type WorkerReply, type WorkerRequest } from "./session-worker";
 
 /** The worker thread died (uncaught error, out of memory, terminated from outside): its session is gone. */
 export class SessionWorkerError extends Error {
@@ -147,7 +147,7 @@ export class WorkerSession implements ModelSession {
     if (!fs.existsSync(WORKER_SCRIPT)) {
       throw new SessionWorkerError(`the session worker script ${WORKER_SCRIPT} is missing; compile the project (tsc) first`);
     }
-    const bytes = model.bytes.slice();
+    const bytes = ownCopy(model.bytes);
     const workerData: SessionWorkerData = {
       model: { bytes, externalDataFolder: model.externalDataFolder, hasCastWeights: model.hasCastWeights },
       config: pickSessionConfig(config),
@@ -181,7 +181,7 @@ export class WorkerSession implements ModelSession {
     const wire: Record<string, WireTensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
       if (t.type === "string") throw new TypeError(`feed "${name}" is a string tensor; only numeric tensors can cross to the session worker`);
-      wire[name] = { type: t.type, data: (t.data as WireData).slice(), dims: [...t.dims] };
+      wire[name] = { type: t.type, data: ownCopy(t.data as WireData), dims: [...t.dims] };
     }
     const reply = await this.conn.request({ op: "run", feeds: wire }, ownBuffers(Object.values(wire)));
     const outputs: Record<string, ort.Tensor> = {};

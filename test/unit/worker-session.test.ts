@@ -100,6 +100,36 @@ describe("WorkerSession: onnxruntime in a worker thread", () => {
     }
   });
 
+  it("copies what it sends: the graph bytes and feeds that are views into bigger or pooled buffers stay usable", async () => {
+    // Too big for node's Buffer pool, so the encoded model owns its ArrayBuffer: moving it would empty built.bytes.
+    const big = slowGraph(64, 1);
+    const bytes = Buffer.from(big.bytes);
+    await (await WorkerSession.create(big)).release();
+    assert.ok(Buffer.from(big.bytes).equals(bytes), "the graph bytes were detached or changed");
+    const first = await WorkerSession.create(reluGraph());
+    const second = await WorkerSession.create(reluGraph());
+    try {
+      const backing = new Float32Array(16).map((_, i) => i - 8);
+      const x = new ort.Tensor("float32", backing.subarray(2, 8), [2, 3]);
+      const out = await first.run({ x });
+      assert.deepStrictEqual(Array.from(out["y"].data as Float32Array), [0, 0, 0, 0, 0, 0]);
+      assert.deepStrictEqual(Array.from(backing), Array.from({ length: 16 }, (_, i) => i - 8), "the caller's buffer was detached or changed");
+      // Small Buffers share node's pool: a feed viewing one must not take the pool (and its neighbours) away.
+      const pooled = Buffer.allocUnsafe(24);
+      const neighbour = Buffer.from("still here");
+      assert.strictEqual(pooled.buffer, neighbour.buffer, "expected both Buffers in node's pool");
+      const view = new Float32Array(pooled.buffer, pooled.byteOffset, 6);
+      view.set([1, -1, 2, -2, 3, -3]);
+      const y = (await second.run({ x: new ort.Tensor("float32", view, [2, 3]) }))["y"].data as Float32Array;
+      assert.deepStrictEqual(Array.from(y), [1, 0, 2, 0, 3, 0]);
+      assert.strictEqual(neighbour.toString(), "still here");
+      assert.deepStrictEqual(Array.from(view), [1, -1, 2, -2, 3, -3]);
+    } finally {
+      await first.release();
+      await second.release();
+    }
+  });
+
   it("keeps the event loop responsive during a long run (and an in-process run does not: the control)", async function () {
     const built = slowGraph(384, 120);
     const x = new ort.Tensor("float32", new Float32Array(384 * 384).fill(0.5), [384, 384]);
