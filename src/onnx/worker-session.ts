@@ -56,8 +56,11 @@ class Connection {
   private ending = false;
   private hasExited = false;
   private readonly exited: Promise<void>;
+  /** Kept: the Worker reports -1 once the thread has exited. */
+  readonly threadId: number;
 
   constructor(readonly worker: Worker) {
+    this.threadId = worker.threadId;
     worker.on("message", (reply: WorkerReply) => this.settle(reply));
     worker.on("error", (e) => this.fail(`stopped on an uncaught ${e.name}: ${e.message}`));
     this.exited = new Promise((resolve) => {
@@ -110,12 +113,12 @@ class Connection {
     if (!p) return;
     this.forget(reply.id);
     if (reply.ok) p.resolve(reply);
-    else p.reject(reviveError(reply.error, p.callerStack, this.worker.threadId));
+    else p.reject(reviveError(reply.error, p.callerStack, this.threadId));
   }
 
   private fail(reason: string): void {
     this.failure ??= new SessionWorkerError(
-      `the onnxruntime worker thread ${this.worker.threadId} ${reason}; its session is gone, load the model again`,
+      `the onnxruntime worker thread ${this.threadId} ${reason}; its session is gone, load the model again`,
     );
     for (const [id, p] of this.pending) {
       this.forget(id);
@@ -164,7 +167,7 @@ export class WorkerSession implements ModelSession {
 
   /** The worker's thread id (for tests and diagnostics). */
   get threadId(): number {
-    return this.conn.worker.threadId;
+    return this.conn.threadId;
   }
 
   /** False once the worker thread has exited (after release(), or when it died). */

@@ -211,7 +211,7 @@ describe("WorkerSession: onnxruntime in a worker thread", () => {
     const run = s.run({ x: new ort.Tensor("float32", new Float32Array(256 * 256).fill(1), [256, 256]) });
     // Stands in for an out-of-memory or otherwise fatal end of the thread (the worker is private).
     await (s as unknown as { conn: { worker: { terminate(): Promise<number> } } }).conn.worker.terminate();
-    await assert.rejects(run, (e: Error) => e instanceof SessionWorkerError && /exited unexpectedly/.test(e.message));
+    await assert.rejects(run, (e: Error) => e instanceof SessionWorkerError && e.message.includes(`thread ${s.threadId} exited unexpectedly`));
     await assert.rejects(s.run({ x: new ort.Tensor("float32", new Float32Array(256 * 256), [256, 256]) }), SessionWorkerError);
     await s.release(); // still fine: nothing left to release
   });
