@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const embeds = await measure(`1. encode prompt (T5-XXL ${quantize}, loaded)`, figures,
     () => pipe.encodePrompt("a small cactus with a happy face in the Sahara desert"));
   await measure("   delete text encoder + flush", figures, async () => {
-    delete (pipe as { textEncoder?: unknown }).textEncoder;
+    delete pipe.textEncoder;
     await pipe.flush();
   });
   const { latents } = await measure(`2. load transformer + denoise (${values.steps} steps)`, figures, async () => {
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     return pipe.call({ ...embeds, outputType: "latent", numInferenceSteps: Number(values.steps), height: size, width: size, seed: 0 });
   });
   await measure("   delete transformer + flush", figures, async () => {
-    delete (pipe as { transformer?: unknown }).transformer;
+    delete pipe.transformer;
     await pipe.flush();
   });
   await measure("3. load VAE + decode", figures, async () => {

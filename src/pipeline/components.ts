@@ -39,14 +39,25 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
 
   protected constructor(models: M) {
     this.models = models;
-    // `delete pipe.transformer` must release the session, which only a Proxy can observe.
+    // `delete pipe.transformer` must release the session, which only a Proxy can observe; reads and writes of
+    // the model properties go through it too, so the three ways of removing a model behave the same.
+    const isModel = (prop: string | symbol): prop is ModelName => typeof prop === "string" && (MODEL_NAMES as readonly string[]).includes(prop);
     return new Proxy(this, {
+      get(target, prop, receiver) {
+        return isModel(prop) ? target.models[prop] : Reflect.get(target, prop, receiver);
+      },
+      set(target, prop, value, receiver) {
+        if (!isModel(prop)) return Reflect.set(target, prop, value, receiver);
+        target.setModel(prop, value);
+        return true;
+      },
       deleteProperty(target, prop) {
-        if (typeof prop === "string" && (MODEL_NAMES as readonly string[]).includes(prop)) {
-          target.unload(prop as ModelName);
-          return true;
-        }
-        return Reflect.deleteProperty(target, prop);
+        if (!isModel(prop)) return Reflect.deleteProperty(target, prop);
+        target.unload(prop);
+        return true;
+      },
+      has(target, prop) {
+        return isModel(prop) ? target.models[prop] !== null : Reflect.has(target, prop);
       },
     });
   }

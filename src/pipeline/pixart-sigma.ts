@@ -138,12 +138,11 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     this.scheduler = components.scheduler;
   }
 
-  get textEncoder(): T5EncoderModel | null { return this.models.textEncoder; }
-  set textEncoder(model: T5EncoderModel | null) { this.setModel("textEncoder", model); }
-  get transformer(): PixArtTransformer2DModel | null { return this.models.transformer; }
-  set transformer(model: PixArtTransformer2DModel | null) { this.setModel("transformer", model); }
-  get vae(): AutoencoderKL | null { return this.models.vae; }
-  set vae(model: AutoencoderKL | null) { this.setModel("vae", model); }
+  // Served by the Proxy of ComponentHost: reading gives the model or null; assigning null, `delete` or
+  // `unload()` removes it and releases its session. Optional so that `delete pipe.transformer` type-checks.
+  declare textEncoder?: T5EncoderModel | null;
+  declare transformer?: PixArtTransformer2DModel | null;
+  declare vae?: AutoencoderKL | null;
 
   /** Loads a diffusers-format PixArt-Σ folder, or a repo id already in the Hugging Face cache (offline). */
   static async fromPretrained(dirOrRepoId: string, options: FromPretrainedOptions = {}): Promise<PixArtSigmaPipeline> {

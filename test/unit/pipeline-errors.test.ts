@@ -84,11 +84,11 @@ describe("PixArtSigmaPipeline: components you can delete and flush", function ()
     const pipe = await PixArtSigmaPipeline.fromPretrained(tiny);
     try {
       assert.ok(pipe.transformer);
-      delete (pipe as { transformer?: unknown }).transformer;
+      delete pipe.transformer;
       assert.strictEqual(pipe.transformer, null);
       await assert.rejects(pipe.call({ useResolutionBinning: false, prompt: "a", numInferenceSteps: 1 }),
         (e: unknown) => e instanceof ComponentMissingError && /pipe\.load\("transformer"\)/.test(e.message));
-      assert.throws(() => { delete (pipe as { transformer?: unknown }).transformer; },
+      assert.throws(() => { delete pipe.transformer; },
         (e: unknown) => e instanceof ComponentStateError && /already removed/.test(e.message));
       pipe.textEncoder = null;
       assert.throws(() => pipe.unload("textEncoder"), ComponentStateError);
