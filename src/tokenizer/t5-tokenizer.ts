@@ -172,6 +172,10 @@ export class T5Tokenizer {
   /** Ids of one text, without EOS, truncation or padding. */
   tokenize(text: string): number[] {
     checkText(text, "text");
+    return this.idsOf(text);
+  }
+
+  private idsOf(text: string): number[] {
     const ids: number[] = [];
     for (const seg of this.rawTokens.split(text)) {
       if ("id" in seg) ids.push(seg.id);
@@ -190,7 +194,7 @@ export class T5Tokenizer {
       }
       for (const word of seg.text.split(WHITE_SPACE)) {
         if (word.length === 0) continue;
-        for (const piece of metaspacePieces(word)) out.push(...this.model.tokenize(piece));
+        for (const piece of metaspacePieces(word)) for (const id of this.model.tokenize(piece)) out.push(id);
       }
     }
   }
@@ -213,7 +217,7 @@ export class T5Tokenizer {
     const truncation = options.truncation ?? true;
     const rows = list.map((text, i) => {
       checkText(text, `texts[${i}]`);
-      const ids = this.tokenize(text);
+      const ids = this.idsOf(text);
       if (truncation && ids.length > maxLength - 1) ids.length = maxLength - 1;
       ids.push(this.eosTokenId);
       return ids;

@@ -3,10 +3,10 @@
  *
  * transformers 5's T5Tokenizer does not run the pipeline stored in the file: it takes the Unigram vocabulary
  * and the Precompiled charsmap from it and rebuilds its own pipeline (charsmap normalizer, whitespace split,
- * Metaspace "▁" prefix, `$A </s>` post-processor). So only those two parts change ids, and the file's other
- * normalizers (e.g. a `Replace` of runs of spaces in files written by transformers 4) and its pre-tokenizer
- * are checked for type only. The `added_tokens` list is read the way transformers does when
- * tokenizer_config.json has no `added_tokens_decoder`.
+ * Metaspace "▁" prefix, `$A </s>` post-processor). So only those two parts change ids; the file's other
+ * normalizers (e.g. a `Replace` of runs of spaces in files written by transformers 4), its pre-tokenizer and
+ * post-processor are ignored, as transformers ignores them. The `added_tokens` list is read as transformers
+ * reads it when tokenizer_config.json has no `added_tokens_decoder`.
  */
 import { isJsonObject, JsonObject, JsonValue, readJsonObject } from "../io/json";
 import { TokenizerFileError, UnsupportedTokenizerError } from "./errors";
