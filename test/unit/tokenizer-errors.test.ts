@@ -5,10 +5,9 @@ import * as os from "os";
 import * as path from "path";
 import * as protobuf from "protobufjs";
 import { parseSentencePieceModel, parseTokenizerJson, T5Tokenizer } from "../../src/tokenizer";
-import { fixturesDir } from "../helpers/paths";
+import { readTokenizerFixtureBytes, tokenizerFixturesDir } from "./tokenizer-fixtures";
 
-const spieceDir = path.join(fixturesDir, "tokenizer", "spiece");
-const jsonDir = path.join(fixturesDir, "tokenizer", "json");
+const spieceDir = path.join(tokenizerFixturesDir, "spiece");
 
 /** A ModelProto with the given pieces ([text, type]) and trainer_spec.model_type, written field by field. */
 function modelBytes(pieces: Array<[string, number]>, modelType = 1): Uint8Array {
@@ -21,7 +20,7 @@ function modelBytes(pieces: Array<[string, number]>, modelType = 1): Uint8Array 
 }
 
 function tokenizerJson(): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(path.join(jsonDir, "tokenizer.json"), "utf8")) as Record<string, unknown>;
+  return JSON.parse(readTokenizerFixtureBytes("json/tokenizer.json.gz").toString("utf8")) as Record<string, unknown>;
 }
 
 describe("tokenizer errors", () => {

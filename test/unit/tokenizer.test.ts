@@ -11,7 +11,7 @@ import { readSentencePieceModel, T5Tokenizer, toInt64Tensor } from "../../src/to
 import { PrecompiledCharsmap } from "../../src/tokenizer/precompiled-charsmap";
 import { UnigramModel } from "../../src/tokenizer/unigram";
 import { fixturesDir } from "../helpers/paths";
-import { readTokenizerFixture, tokenizerFixturesDir as dir } from "./tokenizer-fixtures";
+import { readTokenizerFixture, tokenizerFixturesDir as dir, transformers5TokenizerDir } from "./tokenizer-fixtures";
 
 interface Encoded {
   ids: number[];
@@ -64,7 +64,7 @@ for (const format of ["spiece", "json"] as const) {
   describe(`T5Tokenizer from the ${format === "spiece" ? "spiece.model" : "tokenizer.json"} folder`, () => {
     let tok: T5Tokenizer;
     before(async () => {
-      tok = await T5Tokenizer.fromPretrained(path.join(dir, format));
+      tok = await T5Tokenizer.fromPretrained(format === "spiece" ? path.join(dir, "spiece") : transformers5TokenizerDir());
     });
 
     it("reads the file transformers 5 reads", () => {

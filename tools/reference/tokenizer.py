@@ -283,6 +283,16 @@ def v4_style_config() -> dict:
     }
 
 
+def gzip_in_place(path: str) -> None:
+    """Replace `path` by `path`.gz (byte-identical once unpacked; the tests unpack it into a temporary folder)."""
+    import gzip
+
+    with open(path, "rb") as src, open(path + ".gz", "wb") as f, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0) as gz:
+        gz.write(src.read())
+    os.remove(path)
+
+
 def write_json_gz(name: str, doc) -> None:
     """Reference data as gzipped JSON (the fixture budget is shared; mtime 0 keeps the bytes reproducible)."""
     import gzip
@@ -322,6 +332,7 @@ def main() -> None:
     from_spiece.save_pretrained(json_dir)
     assert sorted(os.listdir(json_dir)) == ["tokenizer.json", "tokenizer_config.json"], os.listdir(json_dir)
     from_json = T5Tokenizer.from_pretrained(json_dir)
+    gzip_in_place(os.path.join(json_dir, "tokenizer.json"))
     sp = spm.SentencePieceProcessor(model_file=os.path.join(spiece_dir, "spiece.model"))
     check_subset_charsmap(from_spiece, full_charsmap, prompts() + VARIANT_PROMPTS)
 
