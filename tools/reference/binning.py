@@ -26,8 +26,8 @@ def main():
             classify.append({"sample_size": sample_size, "height": h, "width": w, "bin": [bh, bw]})
     g = torch.Generator().manual_seed(0)
     tensors, resize = {}, []
-    for i, (shape, new_h, new_w) in enumerate([((1, 3, 26, 38), 24, 40), ((2, 3, 32, 48), 30, 44), ((1, 3, 40, 24), 64, 32),
-                                                ((1, 3, 52, 76), 64, 96)]):
+    for i, (shape, new_h, new_w) in enumerate([((1, 3, 26, 38), 24, 40), ((2, 1, 32, 48), 30, 44), ((1, 3, 40, 24), 64, 32),
+                                                ((1, 1, 52, 76), 64, 96)]):
         x = torch.rand(shape, generator=g) * 2 - 1
         y = PixArtImageProcessor.resize_and_crop_tensor(x, new_w, new_h)
         tensors[f"resize{i}.in"], tensors[f"resize{i}.out"] = x.contiguous(), y.contiguous()
