@@ -17,6 +17,7 @@ import { randnTensor } from "../random/randn-tensor";
 import { loadScheduler, type Scheduler } from "../schedulers/scheduler";
 import { T5Tokenizer, toInt64Tensor } from "../tokenizer/t5-tokenizer";
 import { textPreprocessing } from "../tokenizer/text-preprocess";
+import { CleanCaptionUnsupportedError } from "../tokenizer/errors";
 import { PixArtImage, postprocessToNhwc } from "./image";
 import { binTableFor, classifyHeightWidthBin, resizeAndCrop } from "./resolution-binning";
 import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } from "./tensor-ops";
@@ -64,6 +65,12 @@ export interface EncodePromptOptions {
   promptAttentionMask?: Tensor<BigInt64Array>;
   negativePromptEmbeds?: Tensor;
   negativePromptAttentionMask?: Tensor<BigInt64Array>;
+  /**
+   * diffusers' caption cleaning (URLs, HTML, punctuation runs, ... then lowercasing). `encodePrompt` defaults to
+   * false and `call` to true, as in diffusers. When `call` uses it by default and the text needs a part of the
+   * cleaner that is not ported (HTML markup or entities, mojibake repair), it warns and falls back to lowercasing,
+   * as diffusers does without bs4/ftfy; asked for explicitly, it throws CleanCaptionUnsupportedError instead.
+   */
   cleanCaption?: boolean;
   maxSequenceLength?: number;
 }
@@ -201,12 +208,16 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
 
   /** diffusers' `encode_prompt`: embeddings and masks for the prompts (and the negative prompts with CFG). */
   async encodePrompt(prompt: string | string[] | undefined, options: EncodePromptOptions = {}): Promise<EncodedPrompt> {
+    return this.encode(prompt, options, options.cleanCaption ?? false);
+  }
+
+  private async encode(prompt: string | string[] | undefined, options: EncodePromptOptions, cleanCaption: boolean | "auto"): Promise<EncodedPrompt> {
     const n = options.numImagesPerPrompt ?? 1;
     const maxLength = options.maxSequenceLength ?? 300;
     let promptEmbeds = options.promptEmbeds;
     let promptAttentionMask = options.promptAttentionMask;
     if (!promptEmbeds) {
-      const encoded = await this.encodeTexts("prompt", toList(prompt ?? []), maxLength, options.cleanCaption ?? false);
+      const encoded = await this.encodeTexts("prompt", toList(prompt ?? []), maxLength, cleanCaption);
       promptEmbeds = encoded.embeds;
       promptAttentionMask = encoded.mask;
     }
@@ -223,7 +234,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       if (texts.length !== batch) {
         throw new PipelineArgumentError("negativePrompt", `has ${texts.length} entries but there are ${batch} prompts`);
       }
-      const encoded = await this.encodeTexts("negative prompt", texts, promptEmbeds.dims[1], options.cleanCaption ?? false);
+      const encoded = await this.encodeTexts("negative prompt", texts, promptEmbeds.dims[1], cleanCaption);
       negEmbeds = encoded.embeds;
       negMask = encoded.mask;
     }
@@ -233,10 +244,10 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     return result;
   }
 
-  private async encodeTexts(what: string, texts: string[], maxLength: number, cleanCaption: boolean): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array> }> {
+  private async encodeTexts(what: string, texts: string[], maxLength: number, cleanCaption: boolean | "auto"): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array> }> {
     if (!this.tokenizer) throw new ComponentMissingError("tokenizer", "to encode prompts");
     if (!this.textEncoder) throw new ComponentMissingError("textEncoder", "to encode prompts (or pass promptEmbeds)");
-    const batch = this.tokenizer.encode(textPreprocessing(texts, { cleanCaption }), { maxLength, padding: "max_length", truncation: true });
+    const batch = this.tokenizer.encode(preprocess(texts, cleanCaption), { maxLength, padding: "max_length", truncation: true });
     const inputIds = toInt64Tensor(batch.inputIds);
     const mask = toInt64Tensor(batch.attentionMask);
     const textEncoder = this.textEncoder;
@@ -272,7 +283,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const doCfg = guidanceScale > 1;
 
     // 3. Encode the prompt; with CFG the unconditional half goes first.
-    const encoded = await this.encodePrompt(options.prompt, { ...options, doClassifierFreeGuidance: doCfg });
+    const encoded = await this.encode(options.prompt, { ...options, doClassifierFreeGuidance: doCfg }, options.cleanCaption ?? "auto");
     let embeds = encoded.promptEmbeds;
     let mask = encoded.promptAttentionMask;
     if (doCfg) {
@@ -401,6 +412,18 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     if (dims.length !== expected.length || dims.some((d, i) => d !== expected[i])) {
       throw new PipelineArgumentError(argument, `must have shape [${expected.join(", ")}], got [${dims.join(", ")}]`);
     }
+  }
+}
+
+/** The pipeline's text preprocessing; "auto" is call()'s default (clean when the port covers the text). */
+function preprocess(texts: string[], cleanCaption: boolean | "auto"): string[] {
+  if (cleanCaption !== "auto") return textPreprocessing(texts, { cleanCaption });
+  try {
+    return textPreprocessing(texts, { cleanCaption: true });
+  } catch (e) {
+    if (!(e instanceof CleanCaptionUnsupportedError)) throw e;
+    console.warn(`pixart-ts: clean_caption skipped (${e.message}); using lowercased text. Pass cleanCaption: false to silence this.`);
+    return textPreprocessing(texts, { cleanCaption: false });
   }
 }
 

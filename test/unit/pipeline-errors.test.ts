@@ -139,3 +139,35 @@ describe("PixArtSigmaPipeline: components you can delete and flush", function ()
     }
   });
 });
+
+describe("PixArtSigmaPipeline: clean_caption", function () {
+  this.timeout(60_000);
+  let pipe: PixArtSigmaPipeline;
+  before(async () => { pipe = await PixArtSigmaPipeline.fromPretrained(tiny); });
+  after(async () => { await pipe.dispose(); });
+  const run = (prompt: string, cleanCaption?: boolean) =>
+    pipe.call({ prompt, numInferenceSteps: 1, outputType: "latent", useResolutionBinning: false, seed: 0, guidanceScale: 1,
+      ...(cleanCaption === undefined ? {} : { cleanCaption }) });
+
+  it("call() cleans captions by default, as diffusers' __call__ does (\"a,b\" reads as \"a, b\")", async () => {
+    const byDefault = await run("A cat,on a mat");
+    const cleaned = await run("a cat, on a mat", false);
+    const raw = await run("A cat,on a mat", false);
+    assert.deepStrictEqual(Array.from(byDefault.latents!.data), Array.from(cleaned.latents!.data));
+    assert.notDeepStrictEqual(Array.from(byDefault.latents!.data), Array.from(raw.latents!.data));
+  });
+
+  it("falls back to lowercasing with a warning when the default cleaning meets markup it cannot port; throws when asked for", async () => {
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (m: string) => { warnings.push(m); };
+    try {
+      const fallback = await run("a <b>bold</b> cat");
+      assert.match(warnings.join("\n"), /clean_caption skipped/);
+      assert.deepStrictEqual(Array.from(fallback.latents!.data), Array.from((await run("a <b>bold</b> cat", false)).latents!.data));
+    } finally {
+      console.warn = warn;
+    }
+    await assert.rejects(run("a <b>bold</b> cat", true), (e: unknown) => e instanceof Error && e.name === "CleanCaptionUnsupportedError");
+  });
+});
