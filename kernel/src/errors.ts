@@ -118,19 +118,27 @@ export function runtimeErrorContent(e: unknown, cells: readonly CompiledCell[]):
   };
 }
 
+/** tslab's executor gave up waiting for the cell's promise (the kernel forced the end of an async cell). */
+export function isAbandonedCell(e: unknown): boolean {
+  return e instanceof Error && e.message === "Interrupted asynchronously";
+}
+
 /** True for the errors an interrupt produces inside cell code. */
 export function isInterruptError(e: unknown): boolean {
   if (e === null || typeof e !== "object") return false;
-  const err = e as { code?: unknown; name?: unknown; message?: unknown };
+  const err = e as { code?: unknown; name?: unknown };
   return (
     err.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED" || // SIGINT during synchronous cell code (breakOnSigint)
     err.name === interruptedErrorName || // cooperative: currentCellSignal() aborted with InterruptedError
-    err.message === "Interrupted asynchronously" // tslab's executor gave up waiting for the cell's promise
+    isAbandonedCell(e)
   );
 }
 
-export function interruptedContent(e: unknown, cells: readonly CompiledCell[]): ErrorContent {
+export function interruptedContent(e: unknown, cells: readonly CompiledCell[], graceMs: number): ErrorContent {
   const stack = e instanceof Error && e.name === interruptedErrorName && e.stack ? frames(e.stack, cells) : [];
-  const evalue = "the cell was interrupted";
+  const evalue = isAbandonedCell(e)
+    ? `the cell was interrupted; it did not stop within ${graceMs} ms, so the kernel stopped waiting for it ` +
+      "(work that does not check currentCellSignal() may still be running)"
+    : "the cell was interrupted";
   return { ename: interruptedErrorName, evalue, traceback: [`${red(interruptedErrorName)}: ${evalue}`, ...stack] };
 }

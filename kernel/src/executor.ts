@@ -22,16 +22,23 @@ export interface CompiledCell {
   js: string;
 }
 
+/** Where a cell is: tslab compiles it, then runs its synchronous part, then (for async cells) awaits the rest. */
+export type ExecutionPhase = "compiling" | "running-sync" | "idle";
+
 export interface CellExecutorOptions {
   /** Module resolution and local .ts imports are relative to this directory (the notebook's). */
   rootDir: string;
   /** Where tslab's other console output goes (diagnostics of `//%module` cells). */
   writeStderr: (text: string) => void;
+  /** Told when a cell's compilation starts, when its synchronous code starts, and when both are over. */
+  onPhase?: (phase: ExecutionPhase) => void;
 }
 
 /** A ConverterSet whose Node converter remembers its last result (tslab only prints diagnostics). */
 class RecordingConverters implements ConverterSet {
   last: ConvertResult | undefined;
+  /** Called after each convert(): tslab runs the code right after it. */
+  afterConvert: () => void = () => {};
   private nodeConverter: Converter | undefined;
   private browserConverter: Converter | undefined;
 
@@ -49,6 +56,7 @@ class RecordingConverters implements ConverterSet {
     return {
       convert: (prevDecl, src) => {
         this.last = conv.convert(prevDecl, src);
+        this.afterConvert();
         return this.last;
       },
       inspect: (prevDecl, src, position) => conv.inspect(prevDecl, src, position),
@@ -78,6 +86,7 @@ export class CellExecutor {
   private static readonly keptCells = 100;
 
   constructor(private readonly options: CellExecutorOptions) {
+    this.converters.afterConvert = () => options.onPhase?.("running-sync");
     this.executor = createExecutor(options.rootDir, this.converters, {
       log: (value: unknown) => {
         this.value = { value };
@@ -104,7 +113,15 @@ export class CellExecutor {
     this.value = undefined;
     this.errors = [];
     this.converters.last = undefined;
-    const ok = await this.executor.execute(code);
+    // execute() compiles and runs the synchronous part of the cell before it returns its promise.
+    this.options.onPhase?.("compiling");
+    let executing: Promise<boolean>;
+    try {
+      executing = this.executor.execute(code);
+    } finally {
+      this.options.onPhase?.("idle");
+    }
+    const ok = await executing;
     const converted = this.converters.last as ConvertResult | undefined;
     if (converted?.output) this.remember({ executionCount, source: code, js: converted.output });
     if (converted && converted.diagnostics.length > 0) return { status: "compile-error", diagnostics: converted.diagnostics };

@@ -52,8 +52,9 @@ export function kernelSpec(options: KernelSpecOptions = {}): KernelSpec {
     argv: [node, ...kernelNodeFlags, main, "{connection_file}"],
     display_name: options.displayName ?? defaultDisplayName,
     language: "typescript",
-    // Jupyter sends SIGINT; interrupt_request on control works as well (see kernel/src/io-worker.ts).
-    interrupt_mode: "signal",
+    // Jupyter sends interrupt_request on control; the kernel decides whether SIGINT is needed (kernel/src/io-worker.ts).
+    // A raw SIGINT (signal mode, Ctrl-C in a terminal) works too, but can land between two vm calls.
+    interrupt_mode: "message",
     env: {},
     metadata: { debugger: false },
   };

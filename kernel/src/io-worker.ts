@@ -1,8 +1,13 @@
 /**
  * A worker thread that owns the heartbeat (REP, echoes every message) and the control socket (ROUTER), so both keep
- * working while a cell blocks the main thread. Control messages are passed to the main thread as raw frames; an
- * interrupt_request additionally raises SIGINT in this process at once, which breaks a synchronous cell
- * (vm breakOnSigint) that would otherwise keep the main thread from ever reading the request.
+ * working while a cell blocks the main thread. Control messages are passed to the main thread as raw frames.
+ *
+ * An interrupt_request that arrives while the main thread has been running synchronous cell code for a while (shared
+ * state says so) also raises SIGINT: that breaks the cell (vm breakOnSigint), which would otherwise keep the main
+ * thread from ever reading the request. While the cell is still being compiled, the worker waits for the compiler
+ * first, because a SIGINT outside the vm call would not break anything. In every other case the main thread handles
+ * the request itself when it reads it. The message says which cell was signalled, so that the main thread can still
+ * interrupt that cell if the signal landed just after its synchronous part ended.
  */
 import { isMainThread, parentPort, Worker, workerData } from "worker_threads";
 import * as zmq from "zeromq";
@@ -14,9 +19,20 @@ interface IoWorkerData {
   controlEndpoint: string;
   signatureScheme: string;
   key: string;
+  /** Two Int32: the CellPhase of the main thread and the sequence number of its current cell. */
+  busyFlag: SharedArrayBuffer;
 }
 
-type ToMain = { kind: "ready" } | { kind: "control"; frames: Uint8Array[] };
+/** What the main thread is doing with the current cell, as far as interrupts are concerned. */
+export enum CellPhase {
+  Idle = 0,
+  Compiling = 1,
+  /** Inside tslab's vm.runInThisContext(breakOnSigint), where SIGINT stops the code. */
+  RunningSync = 2,
+}
+
+/** `signalledCell`: the sequence number of the cell SIGINT was raised for, or -1. */
+type ToMain = { kind: "ready" } | { kind: "control"; frames: Uint8Array[]; signalledCell: number };
 type ToWorker = { kind: "send"; frames: Uint8Array[] } | { kind: "close" };
 
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
@@ -37,11 +53,40 @@ function isInterruptRequest(frames: Buffer[], signer: Signer): boolean {
   }
 }
 
-async function serveControl(sock: zmq.Router, signer: Signer): Promise<void> {
+/** Resolves when state[0] is no longer `value`, or after `timeoutMs`. */
+async function waitWhile(state: Int32Array, value: CellPhase, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Atomics.load(state, 0) === value && Date.now() < deadline) {
+    const waiting = Atomics.waitAsync(state, 0, value, Math.max(1, deadline - Date.now()));
+    if (waiting.async) await waiting.value;
+  }
+}
+
+/**
+ * Synchronous cell code shorter than this is left to finish; the main thread then handles the request. A SIGINT that
+ * lands just after the vm call is not delivered to process.on("SIGINT") and can break the next vm call instead, so
+ * the worker raises it only into code that has been running for a while (an endless or very long loop).
+ */
+const signalAfterMs = 100;
+
+/**
+ * Raises SIGINT when the main thread runs (long) synchronous cell code, after waiting out a compilation; returns the
+ * signalled cell's sequence number, or -1.
+ */
+async function signalIfRunningSync(state: Int32Array): Promise<number> {
+  await waitWhile(state, CellPhase.Compiling, Infinity);
+  await waitWhile(state, CellPhase.RunningSync, signalAfterMs);
+  const cell = Atomics.load(state, 1);
+  if (Atomics.load(state, 0) !== CellPhase.RunningSync) return -1;
+  process.kill(process.pid, "SIGINT");
+  return cell;
+}
+
+async function serveControl(sock: zmq.Router, signer: Signer, state: Int32Array): Promise<void> {
   try {
     for await (const frames of sock) {
-      if (isInterruptRequest(frames, signer)) process.kill(process.pid, "SIGINT");
-      parentPort!.postMessage({ kind: "control", frames } satisfies ToMain);
+      const signalledCell = isInterruptRequest(frames, signer) ? await signalIfRunningSync(state) : -1;
+      parentPort!.postMessage({ kind: "control", frames, signalledCell } satisfies ToMain);
     }
   } catch (e) {
     if (!sock.closed) throw e;
@@ -63,17 +108,22 @@ async function runWorker(data: IoWorkerData): Promise<void> {
     parentPort!.close();
   });
   parentPort!.postMessage({ kind: "ready" } satisfies ToMain);
-  await Promise.all([echoHeartbeats(heartbeat), serveControl(control, new Signer(data.signatureScheme, data.key))]);
+  const signer = new Signer(data.signatureScheme, data.key);
+  await Promise.all([echoHeartbeats(heartbeat), serveControl(control, signer, new Int32Array(data.busyFlag))]);
 }
 
 /** The main thread's handle on the worker. */
 export class IoWorker {
-  private constructor(private readonly worker: Worker) {
+  private constructor(
+    private readonly worker: Worker,
+    private readonly state: Int32Array,
+  ) {
     worker.on("error", (e) => log.error("kernel I/O worker failed (heartbeat and control stop):", e));
   }
 
-  static start(data: IoWorkerData): Promise<IoWorker> {
-    const worker = new Worker(__filename, { workerData: data });
+  static start(endpoints: Omit<IoWorkerData, "busyFlag">): Promise<IoWorker> {
+    const busyFlag = new SharedArrayBuffer(8);
+    const worker = new Worker(__filename, { workerData: { ...endpoints, busyFlag } satisfies IoWorkerData });
     worker.unref();
     return new Promise((resolve, reject) => {
       const onExit = (code: number): void => reject(new Error(`kernel I/O worker exited with code ${code} before binding`));
@@ -82,15 +132,23 @@ export class IoWorker {
       worker.once("message", () => {
         worker.off("error", reject);
         worker.off("exit", onExit);
-        resolve(new IoWorker(worker));
+        resolve(new IoWorker(worker, new Int32Array(busyFlag)));
       });
     });
   }
 
-  onControl(handler: (frames: Buffer[]) => void): void {
+  /** `signalledCell`: the cell the worker raised SIGINT for while handling this message, or -1. */
+  onControl(handler: (frames: Buffer[], signalledCell: number) => void): void {
     this.worker.on("message", (msg: ToMain) => {
-      if (msg.kind === "control") handler(msg.frames.map(asBuffer));
+      if (msg.kind === "control") handler(msg.frames.map(asBuffer), msg.signalledCell);
     });
+  }
+
+  /** Tells the worker what the main thread is doing with which cell (see CellPhase). */
+  setCellPhase(phase: CellPhase, cell: number): void {
+    Atomics.store(this.state, 1, cell);
+    Atomics.store(this.state, 0, phase);
+    Atomics.notify(this.state, 0);
   }
 
   sendControl(frames: Buffer[]): void {

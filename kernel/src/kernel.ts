@@ -10,6 +10,7 @@ import { ConnectionInfo } from "./connection";
 import { compileErrorContent, ErrorContent, interruptedContent, isInterruptError, runtimeErrorContent } from "./errors";
 import { CellExecutor, CellOutcome } from "./executor";
 import { History } from "./history";
+import { CellPhase } from "./io-worker";
 import { isComplete } from "./is-complete";
 import { kernelInfo } from "./kernel-info";
 import { log } from "./log";
@@ -42,11 +43,15 @@ interface ExecuteRequest {
 }
 
 interface RunningCell {
+  /** Sequence number shared with the I/O worker, which raises SIGINT on its behalf. */
+  seq: number;
   controller: AbortController;
   interrupted: boolean;
 }
 
 type ExecuteReply = JsonObject & { status: "ok" | "error" };
+
+const phases = { compiling: CellPhase.Compiling, "running-sync": CellPhase.RunningSync, idle: CellPhase.Idle } as const;
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -63,16 +68,20 @@ export class Kernel implements KernelBridge {
   private outputParent: Message | undefined;
   private running: RunningCell | undefined;
   private lastSignalController = new AbortController();
+  private cellSeq = 0;
   private stopped = false;
+  private readonly graceMs: number;
 
   private constructor(
     private readonly sockets: KernelSockets,
     private readonly options: KernelOptions,
   ) {
     this.messenger = new Messenger(sockets);
+    this.graceMs = options.interruptGraceMs ?? 1000;
     this.executor = new CellExecutor({
       rootDir: options.rootDir ?? process.cwd(),
       writeStderr: (text) => this.writeStream("stderr", text),
+      onPhase: (phase) => sockets.setCellPhase(phases[phase], this.running?.seq ?? -1),
     });
     this.comms = new CommManager({
       messenger: this.messenger,
@@ -89,7 +98,7 @@ export class Kernel implements KernelBridge {
     setKernelBridge(kernel);
     kernel.installTslabDisplay();
     sockets.onSubscribe((topic) => void kernel.messenger.welcome(topic));
-    sockets.listen((msg, channel) => kernel.onMessage(msg, channel));
+    sockets.listen((msg, channel, signalledCell) => kernel.onMessage(msg, channel, signalledCell));
     kernel.executor.warmUp();
     return kernel;
   }
@@ -160,14 +169,15 @@ export class Kernel implements KernelBridge {
     cell.interrupted = true;
     const timer = setTimeout(() => {
       if (this.running === cell) this.executor.interrupt();
-    }, this.options.interruptGraceMs ?? 1000);
+    }, this.graceMs);
     timer.unref();
   }
 
   // --- dispatch ---
 
-  private onMessage(msg: Message, channel: RequestChannel): void {
+  private onMessage(msg: Message, channel: RequestChannel, signalledCell: number): void {
     if (this.stopped) return;
+    if (msg.header.msg_type === "interrupt_request") this.onInterruptRequest(signalledCell);
     if (channel === "shell") {
       this.shellQueue.push(msg);
       void this.drainShell();
@@ -176,6 +186,16 @@ export class Kernel implements KernelBridge {
     } else {
       log.warn(`unexpected ${msg.header.msg_type} on stdin ignored (input requests are not supported)`);
     }
+  }
+
+  /**
+   * Interrupts act at once, not after the requests queued before them. If the I/O worker raised SIGINT for a cell,
+   * that cell is interrupted here only if it still runs (the signal can land just after the synchronous part ended);
+   * a cell stopped by the signal has already finished, and a later cell must not be hit.
+   */
+  private onInterruptRequest(signalledCell: number): void {
+    if (signalledCell < 0) this.interrupt();
+    else if (this.running?.seq === signalledCell && !this.running.interrupted) this.interrupt();
   }
 
   private async drainShell(): Promise<void> {
@@ -236,7 +256,7 @@ export class Kernel implements KernelBridge {
         await this.handleComm(msg);
         return undefined;
       case "interrupt_request":
-        // The I/O worker has already raised SIGINT for this request (see io-worker.ts); only the reply is left.
+        // Already acted on in onMessage (or by SIGINT from the I/O worker); only the reply is left.
         await reply("interrupt_reply", { status: "ok" });
         return undefined;
       case "connect_request":
@@ -316,7 +336,7 @@ export class Kernel implements KernelBridge {
   }
 
   private async runCell(code: string, executionCount: number | null, silent: boolean): Promise<CellResult> {
-    const cell: RunningCell = { controller: new AbortController(), interrupted: false };
+    const cell: RunningCell = { seq: ++this.cellSeq, controller: new AbortController(), interrupted: false };
     this.running = cell;
     this.lastSignalController = cell.controller;
     try {
@@ -343,7 +363,10 @@ export class Kernel implements KernelBridge {
     if (outcome.status === "compile-error") return { status: "error", error: compileErrorContent(outcome.diagnostics, code) };
     if (outcome.status === "error") {
       const interrupted = cell.interrupted || isInterruptError(outcome.error);
-      return { status: "error", error: interrupted ? interruptedContent(outcome.error, cells) : runtimeErrorContent(outcome.error, cells) };
+      return {
+        status: "error",
+        error: interrupted ? interruptedContent(outcome.error, cells, this.graceMs) : runtimeErrorContent(outcome.error, cells),
+      };
     }
     if (!outcome.hasValue || silent) return { status: "ok" };
     try {

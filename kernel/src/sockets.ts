@@ -8,12 +8,13 @@
  */
 import * as zmq from "zeromq";
 import { ConnectionInfo, endpoint } from "./connection";
-import { IoWorker } from "./io-worker";
+import { CellPhase, IoWorker } from "./io-worker";
 import { log } from "./log";
 import { decode, encode, Message, Signer, WireError } from "./wire";
 
 export type RequestChannel = "shell" | "control" | "stdin";
-export type MessageHandler = (msg: Message, channel: RequestChannel) => void;
+/** `signalledCell`: for an interrupt_request, the cell SIGINT was already raised for (see io-worker.ts), else -1. */
+export type MessageHandler = (msg: Message, channel: RequestChannel, signalledCell: number) => void;
 
 export const socketOptions = { linger: 1000, sendTimeout: 0 } as const;
 
@@ -50,7 +51,7 @@ export class KernelSockets {
   /** Starts reading shell, control and stdin; each decoded message goes to `handler` in arrival order. */
   listen(handler: MessageHandler): void {
     for (const channel of ["shell", "stdin"] as const) void this.readLoop(channel, handler);
-    this.ioWorker.onControl((frames) => this.dispatch("control", frames, handler));
+    this.ioWorker.onControl((frames, signalledCell) => this.dispatch("control", frames, handler, signalledCell));
   }
 
   /** Calls `onSubscribe(topic)` for each new IOPub subscription. */
@@ -66,7 +67,12 @@ export class KernelSockets {
     })();
   }
 
-  private dispatch(channel: RequestChannel, frames: Buffer[], handler: MessageHandler): void {
+  /** Marks compilation and synchronous cell code, so that interrupt_request can break the latter with SIGINT. */
+  setCellPhase(phase: CellPhase, cell: number): void {
+    this.ioWorker.setCellPhase(phase, cell);
+  }
+
+  private dispatch(channel: RequestChannel, frames: Buffer[], handler: MessageHandler, signalledCell = -1): void {
     let msg: Message;
     try {
       msg = decode(frames, this.signer);
@@ -76,7 +82,7 @@ export class KernelSockets {
       else log.error(`ignored ${channel} message:`, e);
       return;
     }
-    handler(msg, channel);
+    handler(msg, channel, signalledCell);
   }
 
   private async readLoop(channel: "shell" | "stdin", handler: MessageHandler): Promise<void> {

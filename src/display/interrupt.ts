@@ -23,9 +23,13 @@ export function currentCellSignal(): AbortSignal {
   return getKernelBridge()?.cellSignal() ?? neverAborted;
 }
 
-/** Throws the abort reason (an InterruptedError for kernel interrupts) if `signal` has been aborted. */
+/**
+ * Throws if `signal` has been aborted: a fresh InterruptedError for kernel interrupts (so its stack shows where the
+ * work stopped, not where the kernel aborted), the reason itself for other Error reasons.
+ */
 export function throwIfInterrupted(signal: AbortSignal = currentCellSignal()): void {
   if (!signal.aborted) return;
   const reason: unknown = signal.reason;
-  throw reason instanceof Error ? reason : new InterruptedError();
+  if (reason instanceof Error && reason.name !== "InterruptedError") throw reason;
+  throw new InterruptedError(reason instanceof Error ? reason.message : undefined);
 }

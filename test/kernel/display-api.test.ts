@@ -74,12 +74,17 @@ describe("display API outside a kernel", () => {
     assert.doesNotThrow(() => throwIfInterrupted());
   });
 
-  it("throws the abort reason, or an InterruptedError", () => {
+  it("throws a fresh InterruptedError for interrupts and other Error reasons as they are", () => {
+    const reason = new InterruptedError("stop now");
     const controller = new AbortController();
-    controller.abort(new InterruptedError());
-    assert.throws(() => throwIfInterrupted(controller.signal), (e: Error) => e.name === "InterruptedError");
+    controller.abort(reason);
+    assert.throws(() => throwIfInterrupted(controller.signal), (e: Error) => e instanceof InterruptedError && e !== reason && e.message === "stop now");
     const plain = new AbortController();
     plain.abort("no error object");
     assert.throws(() => throwIfInterrupted(plain.signal), InterruptedError);
+    const custom = new RangeError("custom");
+    const other = new AbortController();
+    other.abort(custom);
+    assert.throws(() => throwIfInterrupted(other.signal), (e: Error) => e === custom);
   });
 });

@@ -25,7 +25,7 @@ describe("kernel install", function () {
     const spec = kernelSpec({ main: kernelMain });
     assert.deepStrictEqual(spec.argv, [process.execPath, "--expose-gc", kernelMain, "{connection_file}"]);
     assert.strictEqual(spec.language, "typescript");
-    assert.strictEqual(spec.interrupt_mode, "signal");
+    assert.strictEqual(spec.interrupt_mode, "message");
     assert.ok(spec.argv.slice(0, 3).every((p) => p.startsWith("--") || path.isAbsolute(p)));
   });
 
