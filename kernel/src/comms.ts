@@ -91,7 +91,7 @@ export class CommManager {
 
   publish(msgType: string, content: object, options: CommSendOptions): void {
     try {
-      JSON.stringify(content); // fail in the caller, not later inside the socket's send queue
+      JSON.stringify(content); // a typed error for the caller rather than a TypeError from deep inside encode()
     } catch (e) {
       throw new CommError(`${msgType}: data is not JSON-serializable: ${(e as Error).message}`);
     }

@@ -121,7 +121,7 @@ export class Kernel implements KernelBridge {
       throw new DisplayError("an update_display_data needs transient.display_id (the output to replace)");
     }
     try {
-      JSON.stringify(message); // fail in the caller, not later inside the socket's send queue
+      JSON.stringify(message); // a typed error for the caller rather than a TypeError from deep inside encode()
     } catch (e) {
       throw new DisplayError(`display data is not JSON-serializable: ${(e as Error).message}`);
     }
