@@ -9,6 +9,7 @@
  */
 import { randomBytes } from "crypto";
 import { inspect } from "util";
+import { kernelRegistry, type KernelHooks, type KernelRegistry } from "../runtime/kernel-registry";
 
 /** The method key of objects that render themselves: the same convention as Deno's Jupyter kernel. */
 export const jupyterDisplay: unique symbol = Symbol.for("Jupyter.display");
@@ -76,32 +77,18 @@ export interface DisplayMessage {
 }
 
 /** What the kernel provides to this module. Implemented in kernel/; nothing else should implement it. */
-export interface KernelBridge {
+export interface KernelBridge extends KernelHooks {
   sendDisplay(message: DisplayMessage, update: boolean): void;
   clearOutput(wait: boolean): void;
   registerCommTarget(name: string, handler: CommTargetHandler): void;
   unregisterCommTarget(name: string): void;
   openComm(targetName: string, data: unknown, options: CommSendOptions): Comm;
-  /** The abort signal of the cell that is running (or ran last). */
-  cellSignal(): AbortSignal;
 }
 
-interface Registry {
-  bridge?: KernelBridge;
-  /** Targets registered before a kernel attached (e.g. at import time in a CLI run); handed over on attach. */
-  pendingTargets: Map<string, CommTargetHandler>;
-}
-
-const registryKey = Symbol.for("pixart-ts.kernel");
+type Registry = KernelRegistry<KernelBridge, CommTargetHandler>;
 
 function registry(): Registry {
-  const holder = globalThis as unknown as { [registryKey]?: Registry };
-  let reg = holder[registryKey];
-  if (!reg) {
-    reg = { pendingTargets: new Map() };
-    holder[registryKey] = reg;
-  }
-  return reg;
+  return kernelRegistry<KernelBridge, CommTargetHandler>();
 }
 
 /** The running kernel, or undefined outside one. */

@@ -18,6 +18,7 @@ import { loadScheduler, type Scheduler } from "../schedulers/scheduler";
 import { T5Tokenizer, toInt64Tensor } from "../tokenizer/t5-tokenizer";
 import { textPreprocessing } from "../tokenizer/text-preprocess";
 import { CleanCaptionUnsupportedError } from "../tokenizer/errors";
+import { kernelCellSignal } from "../runtime/kernel-registry";
 import { PixArtImage, postprocessToNhwc } from "./image";
 import { binTableFor, classifyHeightWidthBin, resizeAndCrop } from "./resolution-binning";
 import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } from "./tensor-ops";
@@ -110,7 +111,10 @@ export interface CallOptions extends Omit<EncodePromptOptions, "doClassifierFree
   outputType?: "image" | "latent" | "tensor";
   /** Called after every step; return false to stop early (the current latents are then decoded). */
   callbackOnStepEnd?: (info: StepInfo) => void | boolean | Promise<void | boolean>;
-  /** Aborting stops the run between steps with the signal's reason. */
+  /**
+   * Aborting stops the run between steps with the signal's reason. In a pixart-ts notebook kernel it defaults
+   * to the cell's signal, so Jupyter's interrupt button stops a run after the current step.
+   */
   signal?: AbortSignal;
 }
 
@@ -308,10 +312,11 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     latents = scale(latents, scheduler.initNoiseSigma);
 
     // 6. Denoising loop.
+    const signal = options.signal ?? kernelCellSignal();
     let stepsRun = 0;
     latents = await this.stage(`denoise (${timesteps.length} steps)`, "transformer", async () => {
       for (const [i, t] of timesteps.entries()) {
-        options.signal?.throwIfAborted();
+        signal?.throwIfAborted();
         const modelInput = doCfg ? catBatch(latents, latents) : latents;
         const scaled = { data: scheduler.scaleModelInput(modelInput.data, t), dims: modelInput.dims };
         let noisePred = await transformer.forward({
