@@ -38,7 +38,7 @@ export type Int4AccuracyLevel = 0 | 4;
 export class QuantizeOptionError extends Error {
   override name = "QuantizeOptionError";
   constructor(readonly option: string, readonly value: unknown, readonly allowed: readonly unknown[]) {
-    super(`${option}: expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${describe(value)}`);
+    super(`${option}: expected one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, got ${describeValue(value)}`);
   }
 }
 
@@ -50,7 +50,7 @@ export class QuantizeDtypeError extends CheckpointError {
   }
 }
 
-function describe(v: unknown): string {
+function describeValue(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v);
   if (v === undefined || v === null || typeof v !== "object") return String(v);
   return Array.isArray(v) ? "an array" : "an object";
