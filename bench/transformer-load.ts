@@ -45,6 +45,15 @@ async function main(): Promise<void> {
   console.log(`session create:     ${createMs.toFixed(0)} ms, ${delta(m2, m1)}`);
   console.log(`before first run:   ${delta(m2, m0)} since start (RSS now ${formatBytes(m2.rss)})`);
   await session.release();
+  global.gc?.();
+
+  // The way the pipeline loads it: config + weights + graph + a session in its own worker thread.
+  const m3 = processMemory();
+  t = performance.now();
+  const viaWorker = await PixArtTransformer2DModel.fromPretrained(dir);
+  const workerMs = performance.now() - t;
+  console.log(`fromPretrained (worker thread): ${workerMs.toFixed(0)} ms, ${delta(processMemory(), m3)}`);
+  await viaWorker.release();
 
   if (process.argv.includes("--run")) {
     const model = await PixArtTransformer2DModel.fromPretrained(dir);
