@@ -131,8 +131,19 @@ describe("WorkerSession: onnxruntime in a worker thread", () => {
   });
 
   it("keeps the event loop responsive during a long run (and an in-process run does not: the control)", async function () {
-    const built = slowGraph(384, 120);
     const x = new ort.Tensor("float32", new Float32Array(384 * 384).fill(0.5), [384, 384]);
+    // Calibrate: a run must take ≥ 300 ms on this machine, however fast or loaded it is.
+    let layers = 120;
+    for (;;) {
+      const probe = await createSession(slowGraph(384, layers), { intraOpNumThreads: 1 });
+      const start = performance.now();
+      await probe.run({ x });
+      const ms = performance.now() - start;
+      await probe.release();
+      if (ms >= 300) break;
+      layers = Math.ceil(layers * Math.min(8, 400 / Math.max(ms, 1)));
+    }
+    const built = slowGraph(384, layers);
     const local = await createSession(built, { intraOpNumThreads: 1 });
     const worker = await WorkerSession.create(built, { intraOpNumThreads: 1 });
     try {
