@@ -8,6 +8,7 @@ import { linear, layerNorm } from "../../src/onnx/ops";
 import { createSession } from "../../src/onnx/session";
 import type { DType, TensorInfo, WeightSource } from "../../src/io/types";
 import { TensorShapeError } from "../../src/io/errors";
+import { processMemory, resetPeak } from "../../src/memory/probes";
 
 /** Writes raw tensors back to back after a small header; returns a WeightSource over them (no io/ dependency). */
 function writeWeights(file: string, tensors: Record<string, { dtype: DType; shape: number[]; bytes: Uint8Array }>): WeightSource {
@@ -123,6 +124,33 @@ describe("onnx/GraphBuilder", () => {
     const g = new GraphBuilder("bad", ws);
     assert.throws(() => linear(g, g.input("x", "float32", [1, 3]), "fc", { shape: [2, 3] }),
       (e: unknown) => e instanceof TensorShapeError && /fc\.weight/.test(e.message) && /\[2, 3\]/.test(e.message));
+  });
+
+  it("runs each 16-bit weight's fp32 cast just before its MatMul, so only one fp32 copy is alive at a time", async () => {
+    const n = 1024;
+    const layers = 16;
+    const one = new Uint16Array(n * n).fill(0x3c00); // bf16 0.0078125: keeps activations finite
+    const tensors: Record<string, { dtype: DType; shape: number[]; bytes: Uint8Array }> = {};
+    for (let i = 0; i < layers; i++) tensors[`l${i}.weight`] = { dtype: "BF16", shape: [n, n], bytes: new Uint8Array(one.buffer) };
+    const ws = writeWeights(path.join(dir, "bf16-layers.safetensors"), tensors);
+    const g = new GraphBuilder("casts", ws);
+    let x = g.input("x", "float32", [4, n]);
+    for (let i = 0; i < layers; i++) x = linear(g, x, `l${i}`, { bias: false });
+    g.output(x, "y", "float32", [4, n]);
+    const session = await createSession(g.build(), { intraOpNumThreads: 1 });
+    try {
+      const input = new ort.Tensor("float32", new Float32Array(4 * n).fill(1), [4, n]);
+      await session.run({ x: input }); // maps the weights in
+      const before = processMemory().rss;
+      resetPeak();
+      await session.run({ x: input });
+      const growth = processMemory().rssPeak - before;
+      const copy = n * n * 4;
+      // All casts first would hold 16 copies (64 MiB) at the peak; one at a time holds one or two.
+      assert.ok(growth < 4 * copy, `peak grew by ${(growth / 2 ** 20).toFixed(1)} MiB during a run; one fp32 copy is ${copy / 2 ** 20} MiB`);
+    } finally {
+      await session.release();
+    }
   });
 
   it("LayerNormalization without affine parameters matches the formula", async () => {
