@@ -6,38 +6,23 @@ import * as ort from "onnxruntime-node";
 import { GraphBuilder } from "../../src/onnx/graph";
 import { linear, layerNorm } from "../../src/onnx/ops";
 import { createSession } from "../../src/onnx/session";
-import type { DType, TensorInfo, WeightSource } from "../../src/io/types";
+import type { DType, WeightSource } from "../../src/io/types";
+import { openWeights } from "../../src/io/checkpoint";
+import { writeSafetensors } from "../../src/io/safetensors-writer";
 import { TensorShapeError } from "../../src/io/errors";
 import { processMemory, resetPeak } from "../../src/memory/probes";
 
-/** Writes raw tensors back to back after a small header; returns a WeightSource over them (no io/ dependency). */
-function writeWeights(file: string, tensors: Record<string, { dtype: DType; shape: number[]; bytes: Uint8Array }>): WeightSource {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
-    offset += t.bytes.length;
-  }
-  const json = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  fs.writeFileSync(file, Buffer.concat([len, json, ...Object.values(tensors).map((t) => Buffer.from(t.bytes))]));
-  const real = fs.realpathSync(file);
-  const infos = new Map<string, TensorInfo>();
-  for (const [name, t] of Object.entries(tensors)) {
-    const [b, e] = (header[name] as { data_offsets: number[] }).data_offsets;
-    infos.set(name, { name, dtype: t.dtype, shape: t.shape, file: real, offset: 8 + json.length + b, byteLength: e - b });
-  }
-  return {
-    dir: path.dirname(file),
-    has: (n) => infos.has(n),
-    get: (n) => {
-      const i = infos.get(n);
-      if (!i) throw new Error(`missing ${n}`);
-      return i;
-    },
-    names: () => [...infos.keys()],
-  };
+type RawTensor = { dtype: DType; shape: number[]; bytes: Uint8Array };
+
+async function writeTensors(file: string, tensors: Record<string, RawTensor>): Promise<void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  await writeSafetensors(file, Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, data: t.bytes })));
+}
+
+/** Writes `<folder>/model.safetensors` and opens the folder's weights as the models do. */
+async function writeWeights(folder: string, tensors: Record<string, RawTensor>): Promise<WeightSource> {
+  await writeTensors(path.join(folder, "model.safetensors"), tensors);
+  return openWeights(folder);
 }
 
 const f32 = (a: number[]) => new Uint8Array(Float32Array.from(a).buffer);
@@ -77,7 +62,7 @@ describe("onnx/GraphBuilder", () => {
   }
 
   it("runs nn.Linear with weights memory-mapped from a safetensors file", async () => {
-    const ws = writeWeights(path.join(dir, "a.safetensors"), {
+    const ws = await writeWeights(path.join(dir, "a"), {
       "fc.weight": { dtype: "F32", shape: [2, 3], bytes: f32(W) },
       "fc.bias": { dtype: "F32", shape: [2], bytes: f32(B) },
     });
@@ -87,7 +72,7 @@ describe("onnx/GraphBuilder", () => {
   it("casts fp16 and bf16 weights to float32 at run time", async () => {
     const h = new Uint16Array(W.map(toF16Bits));
     const bf = new Uint16Array(new Uint32Array(Float32Array.from(B).buffer).map((u) => u >>> 16));
-    const ws = writeWeights(path.join(dir, "b.safetensors"), {
+    const ws = await writeWeights(path.join(dir, "b"), {
       "fc.weight": { dtype: "F16", shape: [2, 3], bytes: new Uint8Array(h.buffer) },
       "fc.bias": { dtype: "BF16", shape: [2], bytes: new Uint8Array(bf.buffer) },
     });
@@ -95,30 +80,23 @@ describe("onnx/GraphBuilder", () => {
   });
 
   it("reads weights through symlinks into another folder (the Hugging Face cache layout)", async () => {
-    const blobs = path.join(dir, "blobs");
-    const snap = path.join(dir, "snapshots", "rev", "transformer");
-    fs.mkdirSync(blobs, { recursive: true });
-    fs.mkdirSync(snap, { recursive: true });
-    writeWeights(path.join(blobs, "sha1"), {
+    // models--org--name/snapshots/<rev>/transformer/model.safetensors -> ../../../blobs/<sha>
+    const repo = path.join(dir, "models--org--name");
+    const blobs = path.join(repo, "blobs");
+    const snap = path.join(repo, "snapshots", "rev", "transformer");
+    await writeTensors(path.join(blobs, "sha1"), {
       "fc.weight": { dtype: "F32", shape: [2, 3], bytes: f32(W) },
       "fc.bias": { dtype: "F32", shape: [2], bytes: f32(B) },
     });
-    fs.symlinkSync(path.relative(snap, path.join(blobs, "sha1")), path.join(snap, "w.safetensors"));
-    const ws = writeWeights(path.join(dir, "unused.safetensors"), {});
-    const real = fs.realpathSync(path.join(snap, "w.safetensors"));
-    const viaLink: WeightSource = {
-      ...ws,
-      has: () => true,
-      get: (n) => ({ ...(n === "fc.weight"
-        ? { name: n, dtype: "F32" as DType, shape: [2, 3], offset: 0, byteLength: 24 }
-        : { name: n, dtype: "F32" as DType, shape: [2], offset: 24, byteLength: 8 }), file: real,
-        offset: (n === "fc.weight" ? 0 : 24) + 8 + fs.readFileSync(real).readUInt32LE(0) }),
-    };
-    assert.deepStrictEqual(Array.from(await runLinear(viaLink)), expected);
+    fs.mkdirSync(snap, { recursive: true });
+    fs.symlinkSync(path.relative(snap, path.join(blobs, "sha1")), path.join(snap, "model.safetensors"));
+    const ws = await openWeights(snap);
+    assert.strictEqual(ws.get("fc.weight").file, fs.realpathSync(path.join(blobs, "sha1")));
+    assert.deepStrictEqual(Array.from(await runLinear(ws)), expected);
   });
 
-  it("refuses a weight whose shape does not match the config, naming the tensor", () => {
-    const ws = writeWeights(path.join(dir, "c.safetensors"), {
+  it("refuses a weight whose shape does not match the config, naming the tensor", async () => {
+    const ws = await writeWeights(path.join(dir, "c"), {
       "fc.weight": { dtype: "F32", shape: [3, 2], bytes: f32(W) },
     });
     const g = new GraphBuilder("bad", ws);
@@ -132,7 +110,7 @@ describe("onnx/GraphBuilder", () => {
     const one = new Uint16Array(n * n).fill(0x3c00); // bf16 0.0078125: keeps activations finite
     const tensors: Record<string, { dtype: DType; shape: number[]; bytes: Uint8Array }> = {};
     for (let i = 0; i < layers; i++) tensors[`l${i}.weight`] = { dtype: "BF16", shape: [n, n], bytes: new Uint8Array(one.buffer) };
-    const ws = writeWeights(path.join(dir, "bf16-layers.safetensors"), tensors);
+    const ws = await writeWeights(path.join(dir, "bf16-layers"), tensors);
     const g = new GraphBuilder("casts", ws);
     let x = g.input("x", "float32", [4, n]);
     for (let i = 0; i < layers; i++) x = linear(g, x, `l${i}`, { bias: false });
