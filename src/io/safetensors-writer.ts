@@ -8,8 +8,8 @@
  * multi-GB files are written without holding them in memory. The file appears atomically (temp + rename).
  */
 import * as os from "os";
-import * as path from "path";
 import { promises as fsp } from "fs";
+import { replaceFileAtomically, writeAll } from "./atomic-file";
 import { CheckpointError, TensorShapeError } from "./errors";
 import { METADATA_KEY, byteSize, isDType } from "./safetensors";
 import type { DType } from "./types";
@@ -109,14 +109,6 @@ async function* chunksOf(source: TensorDataSource): AsyncGenerator<Uint8Array> {
   for await (const chunk of produced) yield asBytes(chunk);
 }
 
-async function writeAll(handle: fsp.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
-    done += bytesWritten;
-  }
-}
-
 async function writeTensor(
   handle: fsp.FileHandle,
   file: string,
@@ -158,19 +150,11 @@ export async function writeSafetensors(
     return t;
   });
   const layout = layoutSafetensors(file, specs, options.metadata);
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const handle = await fsp.open(tmp, "w");
-  try {
+  await replaceFileAtomically(file, async (handle) => {
     await writeAll(handle, layout.bytes, 0);
     for (const entry of layout.entries) {
       await writeTensor(handle, file, entry, layout.dataStart, byName.get(entry.name)!.data);
     }
-    await handle.close();
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await handle.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
+  });
   return { file, headerLength: layout.dataStart - 8, dataStart: layout.dataStart, fileSize: layout.fileSize };
 }

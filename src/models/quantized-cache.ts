@@ -18,6 +18,7 @@ import { promises as fsp } from "fs";
 import { performance } from "perf_hooks";
 import { CheckpointError, TensorShapeError } from "../io/errors";
 import { DTYPE_SIZES, openSafetensors, toFloat32, type SafetensorsFile } from "../io/safetensors";
+import { replaceFileAtomically, writeAll } from "../io/atomic-file";
 import { layoutSafetensors } from "../io/safetensors-writer";
 import type { TensorInfo, WeightSource } from "../io/types";
 import type { SessionConfig } from "../onnx/session";
@@ -210,11 +211,9 @@ async function writeQuantized(
   const layout = layoutSafetensors(file, specs, metadata);
   await prepareDir(dir, layout.fileSize);
   const at = new Map(layout.entries.map((e) => [e.name, layout.dataStart + e.begin]));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`);
-  const out = await fsp.open(tmp, "w").catch((e: unknown) => {
-    throw new QuantizeCacheError(dir, `cannot write the quantized weights here (${(e as Error).message}); pass another cacheDir`, { cause: e });
-  });
-  try {
+  const openError = (e: unknown) =>
+    new QuantizeCacheError(dir, `cannot write the quantized weights here (${(e as Error).message}); pass another cacheDir`, { cause: e });
+  await replaceFileAtomically(file, async (out) => {
     await writeAll(out, layout.bytes, 0);
     const order = linears.map((l, i) => ({ l, info: infos[i] })).sort((a, b) => a.info.file.localeCompare(b.info.file) || a.info.offset - b.info.offset);
     for (const { l, info } of order) {
@@ -222,14 +221,7 @@ async function writeQuantized(
       for (const [name, data] of await quantizeOne(method, l, info, t)) await writeAll(out, data, at.get(name)!);
     }
     await out.truncate(layout.fileSize); // a trailing empty tensor still fixes the size
-    await out.sync();
-    await out.close();
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await out.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
+  }, { sync: true, openError });
 }
 
 /** One weight → its quantized tensors' bytes, by name. */
@@ -281,14 +273,6 @@ async function readAt(handle: fsp.FileHandle, position: number, length: number, 
     done += bytesRead;
   }
   return buf;
-}
-
-async function writeAll(handle: fsp.FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
-    done += bytesWritten;
-  }
 }
 
 /** Creates the folder and refuses early when the file cannot fit (a full disk mid-write is a worse failure). */
