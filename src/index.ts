@@ -2,7 +2,8 @@
  * pixart-ts: the diffusers PixArt-Σ pipeline in TypeScript on onnxruntime-node.
  */
 export { PixArtSigmaPipeline, PipelineArgumentError } from "./pipeline/pixart-sigma";
-export type { CallOptions, EncodePromptOptions, EncodedPrompt, FromPretrainedOptions, PipelineOutput, StepInfo } from "./pipeline/pixart-sigma";
+export type { CallOptions, EncodePromptOptions, EncodedPrompt, FromPretrainedOptions, PipelineOutput, ProgressCallOptions, StepInfo } from "./pipeline/pixart-sigma";
+export type { PipelineOperation, PipelineStage, ProgressEvent, ProgressListener, ProgressOption, StepEvent, StageStartEvent, StageEndEvent } from "./runtime/progress";
 export { ComponentMissingError, ComponentStateError } from "./pipeline/components";
 export { PixArtImage } from "./pipeline/image";
 export { T5EncoderModel } from "./models/t5-encoder";

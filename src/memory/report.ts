@@ -5,6 +5,9 @@
 import type { DType } from "../io/types";
 import { formatBytes, gpuProcessMemory, mappedResidency, processMemory, type GpuProcessMemory, type ProcessMemory } from "./probes";
 
+/** Version of the memory payload's schema; bump it with the schema when a field changes meaning or goes away. */
+export const MEMORY_PAYLOAD_VERSION = 1;
+
 export type MemoryEventKind = "load" | "run" | "delete" | "flush" | "mark";
 
 export interface MemoryEvent {
@@ -72,8 +75,9 @@ export class MemoryReport {
     return new MemoryReport(components, [...timeline], options);
   }
 
+  /** The application/vnd.pixart.memory+json payload (src/display/schemas/memory.schema.json). */
   toJSON(): Record<string, unknown> {
-    return { process: this.process, gpu: this.gpu, components: this.components, timeline: this.timeline };
+    return { version: MEMORY_PAYLOAD_VERSION, process: this.process, gpu: this.gpu, components: this.components, timeline: this.timeline };
   }
 
   toString(): string {

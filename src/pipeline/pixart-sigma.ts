@@ -19,6 +19,7 @@ import { T5Tokenizer, toInt64Tensor } from "../tokenizer/t5-tokenizer";
 import { textPreprocessing } from "../tokenizer/text-preprocess";
 import { CleanCaptionUnsupportedError } from "../tokenizer/errors";
 import { kernelCellSignal } from "../runtime/kernel-registry";
+import { ProgressEmitter, type ProgressOption } from "../runtime/progress";
 import { PixArtImage, postprocessToNhwc } from "./image";
 import { binTableFor, classifyHeightWidthBin, resizeAndCrop } from "./resolution-binning";
 import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } from "./tensor-ops";
@@ -56,9 +57,19 @@ export interface FromPretrainedOptions {
   scheduler?: Scheduler;
   /** onnxruntime options for the sessions created here. */
   session?: SessionConfig;
+  /**
+   * Progress of this load and, kept as `pipe.progress`, of the pipeline's later calls: false for none, a function
+   * for the events (see runtime/progress.ts). Default: a live display in a pixart-ts notebook, nothing elsewhere.
+   */
+  progress?: ProgressOption;
 }
 
-export interface EncodePromptOptions {
+/** The progress option of a single pipeline method; it overrides `pipe.progress`. */
+export interface ProgressCallOptions {
+  progress?: ProgressOption;
+}
+
+export interface EncodePromptOptions extends ProgressCallOptions {
   doClassifierFreeGuidance?: boolean;
   negativePrompt?: string | string[];
   numImagesPerPrompt?: number;
@@ -140,6 +151,8 @@ type LoadOptions = Partial<Record<ModelName, SessionConfig | T5EncoderLoadOption
 export class PixArtSigmaPipeline extends ComponentHost<Models> {
   tokenizer: T5Tokenizer | null;
   scheduler: Scheduler;
+  /** Progress for calls that do not pass their own `progress` option (see FromPretrainedOptions.progress). */
+  progress?: ProgressOption;
 
   constructor(components: { tokenizer: T5Tokenizer | null; textEncoder: T5EncoderModel | null; transformer: PixArtTransformer2DModel | null;
     vae: AutoencoderKL | null; scheduler: Scheduler }, readonly source?: PipelineFolder, readonly sessionConfig: SessionConfig = {},
@@ -171,31 +184,40 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       vae: options.vae instanceof AutoencoderKL ? options.vae : null,
       scheduler: options.scheduler ?? (await loadScheduler(path.join(dir, "scheduler"))),
     }, folder, options.session, loadOptions);
-    if (options.tokenizer === undefined && folder.components.has("tokenizer")) await pipe.load("tokenizer");
-    for (const name of ["textEncoder", "transformer", "vae"] as const) {
-      const v = options[name];
-      const wanted = v === undefined || (v !== null && loadOptions[name] !== undefined);
-      if (wanted && folder.components.has(COMPONENT_FOLDERS[name])) await pipe.load(name);
-    }
+    if (options.progress !== undefined) pipe.progress = options.progress;
+    await ProgressEmitter.run("fromPretrained", options.progress, async (progress) => {
+      if (options.tokenizer === undefined && folder.components.has("tokenizer")) await pipe.loadComponent("tokenizer", undefined, progress);
+      for (const name of ["textEncoder", "transformer", "vae"] as const) {
+        const v = options[name];
+        const wanted = v === undefined || (v !== null && loadOptions[name] !== undefined);
+        if (wanted && folder.components.has(COMPONENT_FOLDERS[name])) await pipe.loadComponent(name, undefined, progress);
+      }
+    });
     return pipe;
   }
 
   /** Loads one component from the pipeline folder (after it was left out or removed). */
-  async load(name: ModelName | "tokenizer", options?: SessionConfig | T5EncoderLoadOptions): Promise<void> {
+  async load(name: ModelName | "tokenizer", options?: SessionConfig | T5EncoderLoadOptions, call: ProgressCallOptions = {}): Promise<void> {
+    await ProgressEmitter.run("load", call.progress ?? this.progress, (progress) => this.loadComponent(name, options, progress));
+  }
+
+  private async loadComponent(name: ModelName | "tokenizer", options: SessionConfig | T5EncoderLoadOptions | undefined, progress: ProgressEmitter): Promise<void> {
     if (!this.source) throw new PipelineArgumentError("name", `this pipeline was not made by fromPretrained, so there is no folder to load "${name}" from`);
     if (!["tokenizer", ...MODEL_NAMES].includes(name)) {
       throw new PipelineArgumentError("name", `expected "tokenizer", "textEncoder", "transformer" or "vae", got ${JSON.stringify(name)}`);
     }
     const dir = path.join(this.source.dir, COMPONENT_FOLDERS[name]);
     if (name === "tokenizer") {
-      this.tokenizer = await T5Tokenizer.fromPretrained(dir);
+      this.tokenizer = await progress.stage("load", "load tokenizer", { component: name }, () => T5Tokenizer.fromPretrained(dir));
       return;
     }
     if (this.models[name]) throw new PipelineArgumentError("name", `pipe.${name} is already loaded; remove it first (delete pipe.${name})`);
     const opts = { ...this.sessionConfig, ...(options ?? this.loadOptions[name] ?? {}) };
-    if (name === "textEncoder") this.models.textEncoder = await T5EncoderModel.fromPretrained(dir, opts);
-    else if (name === "transformer") this.models.transformer = await PixArtTransformer2DModel.fromPretrained(dir, opts);
-    else this.models.vae = await AutoencoderKL.fromPretrained(dir, opts);
+    await progress.stage("load", `load ${name}`, { component: name }, async () => {
+      if (name === "textEncoder") this.models.textEncoder = await T5EncoderModel.fromPretrained(dir, opts);
+      else if (name === "transformer") this.models.transformer = await PixArtTransformer2DModel.fromPretrained(dir, opts);
+      else this.models.vae = await AutoencoderKL.fromPretrained(dir, opts);
+    });
     this.loaded(name);
   }
 
@@ -212,16 +234,18 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
 
   /** diffusers' `encode_prompt`: embeddings and masks for the prompts (and the negative prompts with CFG). */
   async encodePrompt(prompt: string | string[] | undefined, options: EncodePromptOptions = {}): Promise<EncodedPrompt> {
-    return this.encode(prompt, options, options.cleanCaption ?? false);
+    return ProgressEmitter.run("encodePrompt", options.progress ?? this.progress,
+      (progress) => this.encode(prompt, options, options.cleanCaption ?? false, progress));
   }
 
-  private async encode(prompt: string | string[] | undefined, options: EncodePromptOptions, cleanCaption: boolean | "auto"): Promise<EncodedPrompt> {
+  private async encode(prompt: string | string[] | undefined, options: EncodePromptOptions, cleanCaption: boolean | "auto",
+    progress: ProgressEmitter): Promise<EncodedPrompt> {
     const n = options.numImagesPerPrompt ?? 1;
     const maxLength = options.maxSequenceLength ?? 300;
     let promptEmbeds = options.promptEmbeds;
     let promptAttentionMask = options.promptAttentionMask;
     if (!promptEmbeds) {
-      const encoded = await this.encodeTexts("prompt", toList(prompt ?? []), maxLength, cleanCaption);
+      const encoded = await this.encodeTexts("prompt", toList(prompt ?? []), maxLength, cleanCaption, progress);
       promptEmbeds = encoded.embeds;
       promptAttentionMask = encoded.mask;
     }
@@ -238,7 +262,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       if (texts.length !== batch) {
         throw new PipelineArgumentError("negativePrompt", `has ${texts.length} entries but there are ${batch} prompts`);
       }
-      const encoded = await this.encodeTexts("negative prompt", texts, promptEmbeds.dims[1], cleanCaption);
+      const encoded = await this.encodeTexts("negative prompt", texts, promptEmbeds.dims[1], cleanCaption, progress);
       negEmbeds = encoded.embeds;
       negMask = encoded.mask;
     }
@@ -248,24 +272,26 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     return result;
   }
 
-  private async encodeTexts(what: string, texts: string[], maxLength: number, cleanCaption: boolean | "auto"): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array> }> {
+  private async encodeTexts(what: string, texts: string[], maxLength: number, cleanCaption: boolean | "auto",
+    progress: ProgressEmitter): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array> }> {
     if (!this.tokenizer) throw new ComponentMissingError("tokenizer", "to encode prompts");
     if (!this.textEncoder) throw new ComponentMissingError("textEncoder", "to encode prompts (or pass promptEmbeds)");
     const batch = this.tokenizer.encode(preprocess(texts, cleanCaption), { maxLength, padding: "max_length", truncation: true });
     const inputIds = toInt64Tensor(batch.inputIds);
     const mask = toInt64Tensor(batch.attentionMask);
     const textEncoder = this.textEncoder;
-    const embeds = await this.stage(`encode ${what}${texts.length > 1 ? ` ×${texts.length}` : ""}`, "textEncoder",
-      () => textEncoder.forward({ inputIds, attentionMask: mask }));
+    const label = `encode ${what}${texts.length > 1 ? ` ×${texts.length}` : ""}`;
+    const embeds = await progress.stage("encode", label, { component: "textEncoder" },
+      () => this.stage(label, "textEncoder", () => textEncoder.forward({ inputIds, attentionMask: mask })));
     return { embeds, mask };
   }
 
   /** Generates images: diffusers' `PixArtSigmaPipeline.__call__` with the same arguments and defaults. */
   async call(options: CallOptions): Promise<PipelineOutput> {
-    return this.busy(() => this.generate(options));
+    return this.busy(() => ProgressEmitter.run("call", options.progress ?? this.progress, (progress) => this.generate(options, progress)));
   }
 
-  private async generate(options: CallOptions): Promise<PipelineOutput> {
+  private async generate(options: CallOptions, progress: ProgressEmitter): Promise<PipelineOutput> {
     const transformer = this.transformer;
     if (!transformer) throw new ComponentMissingError("transformer", "to denoise");
     const numInferenceSteps = options.timesteps ? options.timesteps.length : options.numInferenceSteps ?? 20;
@@ -287,7 +313,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const doCfg = guidanceScale > 1;
 
     // 3. Encode the prompt; with CFG the unconditional half goes first.
-    const encoded = await this.encode(options.prompt, { ...options, doClassifierFreeGuidance: doCfg }, options.cleanCaption ?? "auto");
+    const encoded = await this.encode(options.prompt, { ...options, doClassifierFreeGuidance: doCfg }, options.cleanCaption ?? "auto", progress);
     let embeds = encoded.promptEmbeds;
     let mask = encoded.promptAttentionMask;
     if (doCfg) {
@@ -314,7 +340,8 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     // 6. Denoising loop.
     const signal = options.signal ?? kernelCellSignal();
     let stepsRun = 0;
-    latents = await this.stage(`denoise (${timesteps.length} steps)`, "transformer", async () => {
+    const denoiseLabel = `denoise (${timesteps.length} steps)`;
+    latents = await progress.stage("denoise", denoiseLabel, { component: "transformer", totalSteps: timesteps.length }, () => this.stage(denoiseLabel, "transformer", async () => {
       for (const [i, t] of timesteps.entries()) {
         signal?.throwIfAborted();
         const modelInput = doCfg ? catBatch(latents, latents) : latents;
@@ -331,15 +358,16 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
         const stepOptions = { generator, shape: latents.dims, ...(options.eta === undefined ? {} : { eta: options.eta }) };
         latents = { data: scheduler.step(noisePred.data, t, latents.data, stepOptions), dims: latents.dims };
         stepsRun = i + 1;
+        progress.step(stepsRun, timesteps.length, t, latents);
         const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: t, latents });
         if (go === false) break;
       }
       return latents;
-    });
+    }));
     if (outputType === "latent") return { latents, stepsRun };
 
     // 7. Decode, and undo the binning. 8. Post-process.
-    const tensor = await this.decodeToTensor(latents, binning ? { height: origHeight, width: origWidth } : {});
+    const tensor = await this.decodeToTensor(latents, binning ? { height: origHeight, width: origWidth } : {}, progress);
     if (outputType === "tensor") return { tensor, stepsRun };
     return { images: toImages(tensor), stepsRun };
   }
@@ -349,14 +377,15 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
    * remove the transformer, then decode). `height`/`width`: the size asked for before resolution binning,
    * to resize and centre-crop back to.
    */
-  async decodeLatents(latents: Tensor, size: { height?: number; width?: number } = {}): Promise<PixArtImage[]> {
-    return toImages(await this.busy(() => this.decodeToTensor(latents, size)));
+  async decodeLatents(latents: Tensor, options: { height?: number; width?: number } & ProgressCallOptions = {}): Promise<PixArtImage[]> {
+    return toImages(await this.busy(() => ProgressEmitter.run("decodeLatents", options.progress ?? this.progress,
+      (progress) => this.decodeToTensor(latents, options, progress))));
   }
 
-  private async decodeToTensor(latents: Tensor, size: { height?: number; width?: number }): Promise<Tensor> {
+  private async decodeToTensor(latents: Tensor, size: { height?: number; width?: number }, progress: ProgressEmitter): Promise<Tensor> {
     const vae = this.vae;
     if (!vae) throw new ComponentMissingError("vae", "to decode latents (or use outputType: \"latent\")");
-    let image = await this.stage("decode", "vae", () => vae.decode(latents));
+    let image = await progress.stage("decode", "decode", { component: "vae" }, () => this.stage("decode", "vae", () => vae.decode(latents)));
     // Resize in [-1, 1] space before the clamp, as diffusers does.
     const [height, width] = [size.height ?? image.dims[2], size.width ?? image.dims[3]];
     if (height !== image.dims[2] || width !== image.dims[3]) image = resizeAndCrop(image.data, image.dims, height, width);
