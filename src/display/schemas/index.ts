@@ -4,7 +4,6 @@
  * the maintained reference validator, rather than a hand-written subset: the schemas use $ref across files,
  * if/then and dependentRequired, and the extension may want the same checks in the browser.
  */
-import Ajv2020, { type ValidateFunction } from "ajv/dist/2020";
 import arraySchema from "./array.schema.json";
 import latentsSchema from "./latents.schema.json";
 import memorySchema from "./memory.schema.json";
@@ -27,7 +26,18 @@ export class PayloadSchemaError extends Error {
   }
 }
 
-let ajv: Ajv2020 | undefined;
+/** The part of ajv's API used here (typed locally: ajv is loaded when the first payload is validated). */
+interface ValidateFunction {
+  (data: unknown): boolean;
+  errors?: { instancePath: string; message?: string }[] | null;
+}
+interface Ajv {
+  compile(schema: object): ValidateFunction;
+  addSchema(schema: object): unknown;
+}
+type AjvConstructor = new (options: { allErrors: boolean; strict: boolean; schemas: object[] }) => Ajv;
+
+let ajv: Ajv | undefined;
 const compiled = new Map<string, ValidateFunction>();
 
 function validator(mimeType: string): ValidateFunction {
@@ -35,7 +45,10 @@ function validator(mimeType: string): ValidateFunction {
   if (fn) return fn;
   const schema = payloadSchemas.get(mimeType);
   if (!schema) throw new PayloadSchemaError(mimeType, [`no schema is registered for this MIME type (known: ${[...payloadSchemas.keys()].join(", ")})`]);
-  ajv ??= new Ajv2020({ allErrors: true, strict: true, schemas: sharedSchemas });
+  if (!ajv) {
+    const Ajv2020 = (require("ajv/dist/2020") as { default: AjvConstructor }).default;
+    ajv = new Ajv2020({ allErrors: true, strict: true, schemas: sharedSchemas });
+  }
   fn = ajv.compile(schema);
   compiled.set(mimeType, fn);
   return fn;
