@@ -15,7 +15,9 @@ import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
 import { chunk, concatShape, dim, geluTanh, layerNorm, linear as fp32Linear, multiHeadAttention, reshape, silu, transpose } from "../onnx/ops";
 import type { ModelSession, SessionConfig } from "../onnx/session";
 import { ConfigReader, type RawConfig } from "./config-fields";
-import { OrtModel, fromOrt, toOrt, type Tensor } from "./model";
+import { ModelReleasedError, OrtModel, fromOrt, toOrt, type Tensor } from "./model";
+import { checkCrossAttentionLayers, crossAttentionOutputName, CrossAttentionOptionError, CrossAttentionProbe, ATTENTION_ROW_START }
+  from "./pixart-transformer-2d-attention";
 import type { LinearFn } from "./quantize";
 import { prepareQuantized, type QuantizationReport, type QuantizeLoadOptions } from "./quantized-cache";
 import * as ort from "onnxruntime-node";
@@ -96,6 +98,11 @@ function timestepFrequencies(half: number): Float32Array {
 export interface PixArtGraphOptions {
   /** Replaces `linear` from onnx/ops for every nn.Linear (a quantized variant passes its own). */
   linear?: LinearFn;
+  /**
+   * Blocks whose head-mean cross-attention probabilities become extra outputs: the attention-map variant
+   * (pixart-transformer-2d-attention.ts). Absent in the default graph, which then has none of those nodes.
+   */
+  crossAttentionLayers?: readonly number[];
 }
 
 export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, weights: WeightSource, opts: PixArtGraphOptions = {}): BuiltModel {
@@ -129,8 +136,14 @@ export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, w
   }
   // onnxruntime adds its mask_filter_value (-10000, as diffusers) to the scores of keys whose mask is 0.
   const keyPaddingMask = g.op("Cast", [encoderMask], { to: 6 /* int32 */ });
+  const probe = opts.crossAttentionLayers
+    ? new CrossAttentionProbe(g, opts.crossAttentionLayers, config.numAttentionHeads, config.attentionHeadDim, encoderMask)
+    : undefined;
 
-  for (let i = 0; i < config.numLayers; i++) x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, text, t6, keyPaddingMask);
+  for (let i = 0; i < config.numLayers; i++) {
+    const onCrossAttention = probe && ((q: Value, k: Value) => probe.record(i, q, k));
+    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, text, t6, keyPaddingMask, onCrossAttention);
+  }
 
   // Final layer: shift/scale from tEmb (not from t6), then the per-patch projection.
   const finalMod = g.op("Add", [g.weight("scale_shift_table", [2, d]), g.op("Unsqueeze", [tEmb, g.constI64([1])])]);
@@ -156,6 +169,7 @@ function modulate(g: GraphBuilder, x: Value, shift: Value, scale: Value): Value 
 
 function transformerBlock(
   g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, text: Value, t6: Value, keyPaddingMask: Value,
+  onCrossAttention?: (q: Value, k: Value) => void,
 ): Value {
   const d = config.innerDim;
   const mod = g.op("Add", [g.weight(`${prefix}.scale_shift_table`, [6, d]), t6]);
@@ -165,7 +179,7 @@ function transformerBlock(
   x = g.op("Add", [g.op("Mul", [gateMsa, attention(g, config, linear, `${prefix}.attn1`, n1, n1)]), x]);
 
   // PixArt's cross-attention reads the residual stream directly: no norm, no gate.
-  x = g.op("Add", [attention(g, config, linear, `${prefix}.attn2`, x, text, keyPaddingMask), x]);
+  x = g.op("Add", [attention(g, config, linear, `${prefix}.attn2`, x, text, keyPaddingMask, onCrossAttention), x]);
 
   const n2 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMlp, scaleMlp);
   const ff = `${prefix}.ff.net`;
@@ -177,6 +191,7 @@ function transformerBlock(
 
 function attention(
   g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, context: Value, keyPaddingMask?: Value,
+  onProjections?: (q: Value, k: Value) => void,
 ): Value {
   const d = config.innerDim;
   const kvIn = prefix.endsWith("attn2") ? config.crossAttentionDim : d;
@@ -184,6 +199,7 @@ function attention(
   const k = linear(g, context, `${prefix}.to_k`, { shape: [d, kvIn] });
   const v = linear(g, context, `${prefix}.to_v`, { shape: [d, kvIn] });
   const o = multiHeadAttention(g, q, k, v, config.numAttentionHeads, { keyPaddingMask });
+  onProjections?.(q, k);
   return linear(g, o, `${prefix}.to_out.0`, { shape: [d, d] });
 }
 
@@ -226,12 +242,32 @@ export interface TransformerForwardInput {
   timestep: ArrayLike<number> | BigInt64Array;
 }
 
+export interface CrossAttentionForwardOptions {
+  /** Blocks (0-based) whose cross-attention probabilities to return. */
+  layers: readonly number[];
+  /** First batch row to return them for (default 0). With CFG the conditional half starts at batch / 2. */
+  rowStart?: number;
+}
+
+export interface TransformerAttentionOutput {
+  /** What forward() returns. */
+  sample: Tensor;
+  /**
+   * [layers, rows, image tokens, text tokens]: softmax probabilities averaged over heads, layers in the order
+   * asked, image tokens row-major over the (height / patch) × (width / patch) grid.
+   */
+  crossAttention: Tensor;
+}
+
 export class PixArtTransformer2DModel extends OrtModel {
   private readonly posEmbedCache = new Map<string, Float32Array>();
   /** Set when loaded with `quantize`: the method, the cached file, and whether it was a cache hit. */
   quantization?: QuantizationReport;
+  /** The attention-map variant's session (one at a time, for one set of blocks), made on first use. */
+  private variant?: { key: string; session: Promise<ModelSession> };
 
-  private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ModelSession) {
+  private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ModelSession,
+    private readonly graphSource: { weights: WeightSource; session?: SessionConfig & PixArtGraphOptions }) {
     super("transformer", built, session);
   }
 
@@ -254,10 +290,63 @@ export class PixArtTransformer2DModel extends OrtModel {
     config: PixArtTransformer2DConfig, weights: WeightSource, session?: SessionConfig & PixArtGraphOptions,
   ): Promise<PixArtTransformer2DModel> {
     const built = buildPixArtTransformerGraph(config, weights, { linear: session?.linear });
-    return new PixArtTransformer2DModel(config, built, await OrtModel.createSession(built, session));
+    return new PixArtTransformer2DModel(config, built, await OrtModel.createSession(built, session), { weights, session });
   }
 
   async forward(input: TransformerForwardInput): Promise<Tensor> {
+    return fromOrt((await this.run(this.feeds(input))).sample);
+  }
+
+  /**
+   * forward() that also returns the head-mean cross-attention probabilities of the chosen blocks. Runs the
+   * attention-map variant of the graph (same weights, built on the first call for a set of blocks and kept until
+   * another set is asked for or the model is released); forward() keeps using the default graph.
+   */
+  async forwardWithCrossAttention(input: TransformerForwardInput, options: CrossAttentionForwardOptions): Promise<TransformerAttentionOutput> {
+    const layers = checkCrossAttentionLayers(options?.layers, this.config.numLayers);
+    const feeds = this.feeds(input);
+    const batch = input.hiddenStates.dims[0];
+    const rowStart = options.rowStart ?? 0;
+    if (!Number.isInteger(rowStart) || rowStart < 0 || rowStart >= batch) {
+      throw new CrossAttentionOptionError("rowStart", `expected an integer in [0, ${batch}) (the batch has ${batch} rows), got ${rowStart}`);
+    }
+    const session = await this.variantSession(layers);
+    const out = await session.run({ ...feeds, [ATTENTION_ROW_START]: new ort.Tensor("int64", BigInt64Array.of(BigInt(rowStart)), [1]) });
+    const perLayer = layers.map((l) => out[crossAttentionOutputName(l)]);
+    const data = new Float32Array(perLayer.reduce((n, t) => n + t.data.length, 0));
+    let offset = 0;
+    for (const t of perLayer) {
+      data.set(t.data as Float32Array, offset);
+      offset += t.data.length;
+    }
+    return { sample: fromOrt(out.sample), crossAttention: { data, dims: [layers.length, ...perLayer[0].dims] } };
+  }
+
+  private async variantSession(layers: readonly number[]): Promise<ModelSession> {
+    if (this.released) throw new ModelReleasedError(this.modelName);
+    const key = [...layers].sort((a, b) => a - b).join(",");
+    if (this.variant?.key !== key) {
+      const old = this.variant;
+      const { weights, session } = this.graphSource;
+      const built = buildPixArtTransformerGraph(this.config, weights, { linear: session?.linear, crossAttentionLayers: layers });
+      const variant = { key, session: OrtModel.createSession(built, session) };
+      this.variant = variant;
+      // A failed build is not cached: the next call tries again.
+      variant.session.catch(() => { if (this.variant === variant) this.variant = undefined; });
+      if (old) await releaseVariant(old);
+    }
+    return this.variant.session;
+  }
+
+  /** Releases the default session and the attention-map variant's, if one was made. */
+  override async release(): Promise<void> {
+    const variant = this.variant;
+    this.variant = undefined;
+    await super.release();
+    if (variant) await releaseVariant(variant);
+  }
+
+  private feeds(input: TransformerForwardInput): Record<string, ort.Tensor> {
     const [batch, channels, h, w] = input.hiddenStates.dims;
     const { patchSize: p } = this.config;
     this.check(input.hiddenStates.dims.length === 4 && channels === this.config.inChannels, "hiddenStates",
@@ -272,14 +361,13 @@ export class PixArtTransformer2DModel extends OrtModel {
     this.check(input.timestep.length === batch, "timestep", `${batch} values`, [input.timestep.length]);
 
     const timestep = Float32Array.from(Array.from(input.timestep as ArrayLike<number | bigint>, Number));
-    const out = await this.run({
+    return {
       hidden_states: toOrt(input.hiddenStates),
       encoder_hidden_states: toOrt(input.encoderHiddenStates),
       encoder_attention_mask: toOrt(input.encoderAttentionMask),
       timestep: new ort.Tensor("float32", timestep, [batch]),
       pos_embed: new ort.Tensor("float32", this.posEmbed(h / p, w / p), [1, (h / p) * (w / p), this.config.innerDim]),
-    });
-    return fromOrt(out.sample);
+    };
   }
 
   /** Positions for a rows × cols patch grid, relative to the training grid (sampleSize / patchSize). */
@@ -297,6 +385,11 @@ export class PixArtTransformer2DModel extends OrtModel {
   private check(ok: boolean, argument: string, expected: string, found: readonly number[]): void {
     if (!ok) throw new TransformerInputError(argument, expected, found);
   }
+}
+
+async function releaseVariant(variant: { session: Promise<ModelSession> }): Promise<void> {
+  const session = await variant.session.catch(() => undefined);
+  await session?.release();
 }
 
 export class TransformerInputError extends Error {

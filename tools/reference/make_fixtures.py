@@ -8,6 +8,8 @@ For each config NAME (configs.py) it writes
   NAME/pipeline/            PixArtSigmaPipeline.save_pretrained(...) with the layout the config asks for
   NAME/reference.safetensors  stage inputs/outputs (T5, transformer, VAE) and a full pipeline run
   NAME/reference.json       the arguments behind every tensor, library versions and tolerances
+  NAME/attention.safetensors  cross-attention probabilities and DAAM maps recorded in diffusers (attention.py)
+  NAME/attention.json       their words, token indices, word-grouping cases and tolerances
 All references are computed after reloading the saved folder in fp32, so they use exactly the stored
 (possibly fp16/bf16-rounded) weights. --check exits 1 and prints the differences when the committed fixtures
 no longer match what the pinned libraries produce (tensors within 1e-6 abs, everything else exact).
@@ -35,6 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from attention import attention_stage  # noqa: E402
 from compare import compare_trees  # noqa: E402
 from components import save_pipeline  # noqa: E402
 from configs import CONFIGS, TinyConfig  # noqa: E402
@@ -124,6 +127,21 @@ def generate(cfg: TinyConfig, out_root: str) -> dict[str, float]:
     tensors = {k: v.contiguous() for k, v in sorted(tensors.items())}
     save_file(tensors, os.path.join(folder, "reference.safetensors"), metadata={"format": "pt"})
     write_reference_json(cfg, pipe, tensors, pipeline_info, os.path.join(folder, "reference.json"))
+
+    start = time.perf_counter()
+    attention_tensors, attention_info = attention_stage(pipe, cfg, tensors)
+    problems = check_not_degenerate(attention_tensors)
+    if problems:
+        raise RuntimeError(f"{cfg.name}: degenerate attention tensors: " + "; ".join(problems))
+    attention_tensors = {k: v.contiguous() for k, v in sorted(attention_tensors.items())}
+    save_file(attention_tensors, os.path.join(folder, "attention.safetensors"), metadata={"format": "pt"})
+    attention_info = {"config": cfg.name, "versions": versions(), **attention_info,
+                      "tensors": {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)}
+                                  for k, v in attention_tensors.items()}}
+    with open(os.path.join(folder, "attention.json"), "w", encoding="utf-8") as f:
+        json.dump(attention_info, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    timings["attention"] = time.perf_counter() - start
     return timings
 
 
