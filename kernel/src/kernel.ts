@@ -5,6 +5,8 @@
  */
 import { DisplayError, DisplayMessage, KernelBridge, setKernelBridge, toMimeBundle } from "../../src/display/display";
 import { InterruptedError } from "../../src/display/interrupt";
+import { installLiveProgress } from "../../src/display/progress";
+import { setDefaultProgress } from "../../src/runtime/progress";
 import { CommManager } from "./comms";
 import { ConnectionInfo } from "./connection";
 import { compileErrorContent, ErrorContent, interruptedContent, isInterruptError, runtimeErrorContent } from "./errors";
@@ -19,6 +21,7 @@ import { pagerQuery } from "./pager";
 import { KernelSockets, RequestChannel } from "./sockets";
 import { installStdioCapture } from "./stdio";
 import { codePointsToUtf16, utf16ToCodePoints } from "./text";
+import { UsageReporter } from "./usage";
 import { JsonObject, Message } from "./wire";
 
 export interface KernelOptions {
@@ -60,6 +63,7 @@ export class Kernel implements KernelBridge {
   private readonly executor: CellExecutor;
   private readonly comms: CommManager;
   private readonly history = new History();
+  private readonly usage = new UsageReporter();
   private readonly shellQueue: Message[] = [];
   private readonly aborted = new WeakSet<Message>();
   private draining = false;
@@ -96,6 +100,7 @@ export class Kernel implements KernelBridge {
     const kernel = new Kernel(sockets, options);
     installStdioCapture((name, text) => kernel.writeStream(name, text));
     setKernelBridge(kernel);
+    installLiveProgress(); // pipeline calls show live progress unless they pass progress: false
     kernel.installTslabDisplay();
     sockets.onSubscribe((topic) => void kernel.messenger.welcome(topic));
     sockets.listen((msg, channel, signalledCell) => kernel.onMessage(msg, channel, signalledCell));
@@ -258,6 +263,10 @@ export class Kernel implements KernelBridge {
       case "interrupt_request":
         // Already acted on in onMessage (or by SIGINT from the I/O worker); only the reply is left.
         await reply("interrupt_reply", { status: "ok" });
+        return undefined;
+      case "usage_request":
+        // jupyter-resource-usage's kernel panel (ipykernel answers it too): process and host memory and CPU.
+        await reply("usage_reply", this.usage.reply());
         return undefined;
       case "connect_request":
         await reply("connect_reply", this.ports());
@@ -429,6 +438,7 @@ export class Kernel implements KernelBridge {
     if (this.stopped) return;
     this.stopped = true;
     setKernelBridge(undefined);
+    setDefaultProgress(undefined);
     await new Promise((resolve) => setTimeout(resolve, 50)); // let the reply and idle status leave the queues
     this.executor.close();
     await this.sockets.close();
