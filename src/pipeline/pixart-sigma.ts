@@ -20,6 +20,7 @@ import { textPreprocessing } from "../tokenizer/text-preprocess";
 import { CleanCaptionUnsupportedError } from "../tokenizer/errors";
 import { kernelCellSignal } from "../runtime/kernel-registry";
 import { ProgressEmitter, type ProgressOption } from "../runtime/progress";
+import { CrossAttentionRecorder, resolveAttentionOptions, type AttentionMaps, type AttentionOptions } from "./attention-maps";
 import { PixArtImage, postprocessToNhwc } from "./image";
 import { binTableFor, classifyHeightWidthBin, resizeAndCrop } from "./resolution-binning";
 import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } from "./tensor-ops";
@@ -92,6 +93,8 @@ export interface EncodedPrompt {
   promptAttentionMask: Tensor<BigInt64Array>;
   negativePromptEmbeds?: Tensor;
   negativePromptAttentionMask?: Tensor<BigInt64Array>;
+  /** The prompts as tokenized (after preprocessing), one per prompt; absent when promptEmbeds were given. */
+  promptTexts?: string[];
 }
 
 export interface StepInfo {
@@ -101,6 +104,8 @@ export interface StepInfo {
   timestep: number;
   /** Latents after this step. */
   latents: Tensor;
+  /** With `attention`, on recorded steps: [blocks, images, image tokens, text tokens] head-mean probabilities. */
+  crossAttention?: Tensor;
 }
 
 export interface CallOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance"> {
@@ -127,6 +132,11 @@ export interface CallOptions extends Omit<EncodePromptOptions, "doClassifierFree
    * to the cell's signal, so Jupyter's interrupt button stops a run after the current step.
    */
   signal?: AbortSignal;
+  /**
+   * Record cross-attention maps (DAAM-style, see pipeline/attention-maps.ts): true for every block and step, or the
+   * blocks and steps (0-based) to record. The transformer then runs its attention-map graph variant on those steps.
+   */
+  attention?: boolean | AttentionOptions;
 }
 
 export interface PipelineOutput {
@@ -138,6 +148,8 @@ export interface PipelineOutput {
   tensor?: Tensor;
   /** Steps run (fewer than asked when a callback stopped the run). */
   stepsRun: number;
+  /** With the `attention` option: cross-attention maps per image and word (pipeline/attention-maps.ts). */
+  attention?: AttentionMaps;
 }
 
 interface Models extends Record<ModelName, T5EncoderModel | PixArtTransformer2DModel | AutoencoderKL | null> {
@@ -244,14 +256,17 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const maxLength = options.maxSequenceLength ?? 300;
     let promptEmbeds = options.promptEmbeds;
     let promptAttentionMask = options.promptAttentionMask;
+    let promptTexts: string[] | undefined;
     if (!promptEmbeds) {
       const encoded = await this.encodeTexts("prompt", toList(prompt ?? []), maxLength, cleanCaption, progress);
       promptEmbeds = encoded.embeds;
       promptAttentionMask = encoded.mask;
+      promptTexts = encoded.texts;
     }
     if (!promptAttentionMask) throw new PipelineArgumentError("promptAttentionMask", "must be given with promptEmbeds");
     const batch = promptEmbeds.dims[0];
     const result: EncodedPrompt = { promptEmbeds: repeatRows(promptEmbeds, n), promptAttentionMask: repeatRows(promptAttentionMask, n) };
+    if (promptTexts) result.promptTexts = promptTexts;
     if (options.doClassifierFreeGuidance === false) return result;
 
     let negEmbeds = options.negativePromptEmbeds;
@@ -273,17 +288,18 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
   }
 
   private async encodeTexts(what: string, texts: string[], maxLength: number, cleanCaption: boolean | "auto",
-    progress: ProgressEmitter): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array> }> {
+    progress: ProgressEmitter): Promise<{ embeds: Tensor; mask: Tensor<BigInt64Array>; texts: string[] }> {
     if (!this.tokenizer) throw new ComponentMissingError("tokenizer", "to encode prompts");
     if (!this.textEncoder) throw new ComponentMissingError("textEncoder", "to encode prompts (or pass promptEmbeds)");
-    const batch = this.tokenizer.encode(preprocess(texts, cleanCaption), { maxLength, padding: "max_length", truncation: true });
+    const preprocessed = preprocess(texts, cleanCaption);
+    const batch = this.tokenizer.encode(preprocessed, { maxLength, padding: "max_length", truncation: true });
     const inputIds = toInt64Tensor(batch.inputIds);
     const mask = toInt64Tensor(batch.attentionMask);
     const textEncoder = this.textEncoder;
     const label = `encode ${what}${texts.length > 1 ? ` ×${texts.length}` : ""}`;
     const embeds = await progress.stage("encode", label, { component: "textEncoder" },
       () => this.stage(label, "textEncoder", () => textEncoder.forward({ inputIds, attentionMask: mask })));
-    return { embeds, mask };
+    return { embeds, mask, texts: preprocessed };
   }
 
   /** Generates images: diffusers' `PixArtSigmaPipeline.__call__` with the same arguments and defaults. */
@@ -337,7 +353,8 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     this.checkShape("latents", latents.dims, latentShape);
     latents = scale(latents, scheduler.initNoiseSigma);
 
-    // 6. Denoising loop.
+    // 6. Denoising loop (recording cross-attention of the conditional half when asked).
+    const recorder = options.attention ? new CrossAttentionRecorder(resolveAttentionOptions(options.attention, transformer.config.numLayers, timesteps.length)) : undefined;
     const signal = options.signal ?? kernelCellSignal();
     let stepsRun = 0;
     const denoiseLabel = `denoise (${timesteps.length} steps)`;
@@ -346,12 +363,15 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
         signal?.throwIfAborted();
         const modelInput = doCfg ? catBatch(latents, latents) : latents;
         const scaled = { data: scheduler.scaleModelInput(modelInput.data, t), dims: modelInput.dims };
-        let noisePred = await transformer.forward({
-          hiddenStates: scaled,
-          encoderHiddenStates: embeds,
-          encoderAttentionMask: mask,
-          timestep: new Array(modelInput.dims[0]).fill(t),
-        });
+        const input = { hiddenStates: scaled, encoderHiddenStates: embeds, encoderAttentionMask: mask, timestep: new Array(modelInput.dims[0]).fill(t) };
+        let noisePred: Tensor;
+        let crossAttention: Tensor | undefined;
+        if (recorder?.records(i)) {
+          ({ sample: noisePred, crossAttention } = await transformer.forwardWithCrossAttention(input, { layers: recorder.layers, rowStart: doCfg ? batch : 0 }));
+          recorder.add(i, crossAttention);
+        } else {
+          noisePred = await transformer.forward(input);
+        }
         if (doCfg) noisePred = classifierFreeGuidance(noisePred, guidanceScale);
         // Learned sigma: the model predicts [ε, variance]; the scheduler takes ε.
         if (transformer.config.outChannels / 2 === latentShape[1]) noisePred = firstChannels(noisePred, latentShape[1]);
@@ -359,17 +379,37 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
         latents = { data: scheduler.step(noisePred.data, t, latents.data, stepOptions), dims: latents.dims };
         stepsRun = i + 1;
         progress.step(stepsRun, timesteps.length, t, latents);
-        const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: t, latents });
+        const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: t, latents, ...(crossAttention && { crossAttention }) });
         if (go === false) break;
       }
       return latents;
     }));
-    if (outputType === "latent") return { latents, stepsRun };
+    const output = binning ? { height: origHeight, width: origWidth } : { height, width };
+    const attention = recorder && this.attentionMaps(recorder, encoded, options.maxSequenceLength ?? 300, numImagesPerPrompt,
+      [latentShape[2] / transformer.config.patchSize, latentShape[3] / transformer.config.patchSize], { height, width }, output);
+    if (outputType === "latent") return { latents, stepsRun, ...(attention && { attention }) };
 
     // 7. Decode, and undo the binning. 8. Post-process.
     const tensor = await this.decodeToTensor(latents, binning ? { height: origHeight, width: origWidth } : {}, progress);
-    if (outputType === "tensor") return { tensor, stepsRun };
-    return { images: toImages(tensor), stepsRun };
+    if (outputType === "tensor") return { tensor, stepsRun, ...(attention && { attention }) };
+    return { images: toImages(tensor), stepsRun, ...(attention && { attention }) };
+  }
+
+  /** The recorded cross-attention as maps per image and word: image row r shows prompt ⌊r / numImagesPerPrompt⌋. */
+  private attentionMaps(recorder: CrossAttentionRecorder, encoded: EncodedPrompt, maxLength: number, numImagesPerPrompt: number,
+    grid: [number, number], generation: { height: number; width: number }, output: { height: number; width: number }): AttentionMaps {
+    const tokenizer = this.tokenizer;
+    const [rows, len] = encoded.promptAttentionMask.dims;
+    return recorder.finish({
+      tokenizer, maxLength, grid, generation, output,
+      rows: Array.from({ length: rows }, (_, r) => {
+        const prompt = encoded.promptTexts?.[Math.floor(r / numImagesPerPrompt)];
+        let count = 0;
+        for (let k = 0; k < len; k++) count += Number(encoded.promptAttentionMask.data[r * len + k]);
+        const ids = prompt !== undefined && tokenizer ? tokenizer.encode(prompt, { maxLength, padding: "longest" }).inputIds[0] : undefined;
+        return { prompt, ids, count };
+      }),
+    });
   }
 
   /**
