@@ -3,6 +3,7 @@
  * each, and a report per component (weights by dtype, resident file-backed bytes, activation peak).
  */
 import type { DType } from "../io/types";
+import { memoryChartPng } from "./chart";
 import { formatBytes, gpuProcessMemory, mappedResidency, processMemory, type GpuProcessMemory, type ProcessMemory } from "./probes";
 
 /** Version of the memory payload's schema; bump it with the schema when a field changes meaning or goes away. */
@@ -102,9 +103,17 @@ export class MemoryReport {
     return lines.join("\n");
   }
 
-  /** Notebook display: a custom MIME type the JupyterLab extension renders, with a text table fallback. */
+  /** The timeline and per-component chart as a PNG. */
+  toPng(): Buffer {
+    const p = this.process;
+    const footer = `now: RSS ${formatBytes(p.rss)} (anon ${formatBytes(p.rssAnon)}, file ${formatBytes(p.rssFile)}), peak ${formatBytes(p.rssPeak)}` +
+      (this.gpu ? `, GPU ${formatBytes(this.gpu.usedBytes)}` : "");
+    return memoryChartPng(this.components, this.timeline, footer);
+  }
+
+  /** Notebook display: the custom MIME type the JupyterLab extension renders, a chart PNG and a text table. */
   [Symbol.for("Jupyter.display")](): Record<string, unknown> {
-    return { "application/vnd.pixart.memory+json": this.toJSON(), "text/plain": this.toString() };
+    return { "application/vnd.pixart.memory+json": this.toJSON(), "image/png": this.toPng().toString("base64"), "text/plain": this.toString() };
   }
 }
 

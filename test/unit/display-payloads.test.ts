@@ -5,6 +5,8 @@
 import * as assert from "assert";
 import { decodeArray, encodeFloat32, encodeUint8, EncodedArrayError, quantizeUint8 } from "../../src/display/arrays";
 import { assertValidPayload, LATENTS_MIME, MEMORY_MIME, payloadErrors, PayloadSchemaError } from "../../src/display/schemas";
+import { loadImage } from "canvas";
+import { toMimeBundle } from "../../src/display/display";
 import { MemoryReport, MemoryTimeline } from "../../src/memory/report";
 
 describe("display payloads: encoded arrays", () => {
@@ -65,6 +67,20 @@ describe("display payloads: schemas", () => {
     assertValidPayload(MEMORY_MIME, payload);
     assertValidPayload(MEMORY_MIME, { ...payload, gpu: { usedBytes: 5, gpus: [{ uuid: "GPU-1", usedBytes: 5, totalBytes: 10 }], device: "H200" } });
     assert.throws(() => assertValidPayload(MEMORY_MIME, { ...payload, timeline: [{ at: 0, kind: "explode", label: "x", memory: payload.process }] }), PayloadSchemaError);
+  });
+
+  it("the memory report's bundle: payload, a timeline chart PNG that decodes, and text", async () => {
+    const timeline = new MemoryTimeline();
+    timeline.record("load", "load vae", { component: "vae" });
+    timeline.record("run", "decode", { peakDuring: 3e8, durationMs: 20 });
+    timeline.record("delete", "delete vae", { component: "vae" });
+    const report = MemoryReport.collect([{ name: "vae", loaded: false }], timeline.events);
+    const bundle = await toMimeBundle(report);
+    assert.deepStrictEqual(Object.keys(bundle).sort(), [MEMORY_MIME, "image/png", "text/plain"].sort());
+    assertValidPayload(MEMORY_MIME, JSON.parse(JSON.stringify(bundle[MEMORY_MIME])));
+    const png = await loadImage(Buffer.from(String(bundle["image/png"]), "base64"));
+    assert.ok(png.width === 720 && png.height > 250, `${png.width}×${png.height}`);
+    assert.match(String(bundle["text/plain"]), /delete vae/);
   });
 
   it("an unknown MIME type is a typed error naming the known ones", () => {
