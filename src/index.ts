@@ -16,6 +16,8 @@ export type { Scheduler } from "./schedulers/scheduler";
 export { TorchGenerator } from "./random/torch-generator";
 export { randnTensor } from "./random/randn-tensor";
 export { MemoryReport } from "./memory/report";
+export { cudaStatus, DeviceArgumentError, GpuUnavailableError } from "./onnx/device";
+export type { CudaStatus, Device } from "./onnx/device";
 export { processMemory, formatBytes } from "./memory/probes";
 export { resolveModelPath } from "./io/hub-cache";
 export * from "./io/errors";

@@ -86,21 +86,104 @@ export function mappedResidency(files: Iterable<string>): Map<string, number> {
 }
 
 export interface GpuProcessMemory {
-  /** Bytes of GPU memory this process holds, per GPU (nvidia-smi --query-compute-apps). */
+  /**
+   * Bytes of GPU memory this process holds, over its GPUs (nvidia-smi --query-compute-apps). When nvidia-smi lists
+   * no row for this process (a container whose PID namespace differs from the driver's), the memory used on the
+   * whole of each GPU instead, and `scope` says so.
+   */
   usedBytes: number;
   gpus: { uuid: string; usedBytes: number }[];
+  /** "process": this process's rows; "device": whole-GPU figures (other processes included). */
+  scope?: "process" | "device";
+}
+
+const COMPUTE_APPS_ARGS = ["--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"];
+const GPU_USED_ARGS = ["--query-gpu=uuid,memory.used", "--format=csv,noheader,nounits"];
+
+/**
+ * This process's GPU memory from `nvidia-smi --query-compute-apps=pid,gpu_uuid,used_memory --format=csv,noheader,nounits`
+ * (MiB per row), falling back to `--query-gpu=uuid,memory.used` output when no row is this process's.
+ */
+export function parseGpuMemory(computeApps: string, pid: number, gpuUsed?: string): GpuProcessMemory {
+  const rows = (text: string) => text.split("\n").map((l) => l.split(",").map((c) => c.trim())).filter((r) => r.length >= 2 && r[0] !== "");
+  const mib = (v: string) => (/^\d+(\.\d+)?$/.test(v) ? Number(v) * 1024 * 1024 : 0);
+  const mine = rows(computeApps).filter((r) => Number(r[0]) === pid).map(([, uuid, used]) => ({ uuid, usedBytes: mib(used ?? "") }));
+  if (mine.length > 0 || gpuUsed === undefined) {
+    return { usedBytes: mine.reduce((a, g) => a + g.usedBytes, 0), gpus: mine, scope: "process" };
+  }
+  const all = rows(gpuUsed).map(([uuid, used]) => ({ uuid, usedBytes: mib(used) }));
+  return { usedBytes: all.reduce((a, g) => a + g.usedBytes, 0), gpus: all, scope: "device" };
+}
+
+function nvidiaSmi(args: string[]): string | null {
+  try {
+    return require("child_process").execFileSync("nvidia-smi", args, { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
+  } catch {
+    return null;
+  }
+}
+
+function nvidiaSmiAsync(args: string[]): Promise<string | null> {
+  return new Promise((resolve) => {
+    require("child_process").execFile("nvidia-smi", args, { encoding: "utf8", timeout: 5000 }, (err: Error | null, out: string) => resolve(err ? null : out));
+  });
 }
 
 /** GPU memory of this process from nvidia-smi, or null when there is no NVIDIA driver/tool. */
 export function gpuProcessMemory(): GpuProcessMemory | null {
-  let out: string;
-  try {
-    out = require("child_process").execFileSync("nvidia-smi", ["--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"],
-      { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
-  } catch {
-    return null;
+  const apps = nvidiaSmi(COMPUTE_APPS_ARGS);
+  if (apps === null) return null;
+  const parsed = parseGpuMemory(apps, process.pid);
+  return parsed.gpus.length > 0 ? parsed : parseGpuMemory(apps, process.pid, nvidiaSmi(GPU_USED_ARGS) ?? "");
+}
+
+/** gpuProcessMemory without blocking the event loop (for sampling while a worker thread runs a stage). */
+export async function gpuProcessMemoryAsync(): Promise<GpuProcessMemory | null> {
+  const apps = await nvidiaSmiAsync(COMPUTE_APPS_ARGS);
+  if (apps === null) return null;
+  const parsed = parseGpuMemory(apps, process.pid);
+  return parsed.gpus.length > 0 ? parsed : parseGpuMemory(apps, process.pid, (await nvidiaSmiAsync(GPU_USED_ARGS)) ?? "");
+}
+
+/**
+ * The peak of this process's GPU memory while some work runs, sampled with nvidia-smi (NVML's own sampling is
+ * not exposed per process). onnxruntime's CUDA arena only grows during a session's life, so the peak is also
+ * where the memory stands when a stage ends; sampling catches growth in between (e.g. the transient fp32 cast of a
+ * weight). `intervalMs` trades accuracy for nvidia-smi processes (each ~20–50 ms of CPU).
+ */
+export class GpuPeakSampler {
+  private peak = 0;
+  private samples = 0;
+  private timer?: NodeJS.Timeout;
+  private inFlight?: Promise<void>;
+
+  constructor(private readonly probe: () => Promise<GpuProcessMemory | null> = gpuProcessMemoryAsync, private readonly intervalMs = 200) {}
+
+  start(): this {
+    const tick = () => {
+      if (this.inFlight) return;
+      this.inFlight = this.probe().then((m) => {
+        if (m) {
+          this.samples++;
+          this.peak = Math.max(this.peak, m.usedBytes);
+        }
+      }).finally(() => (this.inFlight = undefined));
+    };
+    tick();
+    this.timer = setInterval(tick, this.intervalMs);
+    this.timer.unref();
+    return this;
   }
-  const gpus = out.split("\n").map((l) => l.split(",").map((s) => s.trim())).filter((p) => Number(p[0]) === process.pid)
-    .map(([, uuid, mib]) => ({ uuid, usedBytes: Number(mib) * 1024 * 1024 }));
-  return { usedBytes: gpus.reduce((a, g) => a + g.usedBytes, 0), gpus };
+
+  /** Stops sampling after one last sample; undefined when no sample could be taken (no driver). */
+  async stop(): Promise<{ peak: number; samples: number } | undefined> {
+    clearInterval(this.timer);
+    await this.inFlight;
+    const last = await this.probe();
+    if (last) {
+      this.samples++;
+      this.peak = Math.max(this.peak, last.usedBytes);
+    }
+    return this.samples > 0 ? { peak: this.peak, samples: this.samples } : undefined;
+  }
 }

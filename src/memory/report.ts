@@ -22,13 +22,17 @@ export interface MemoryEvent {
   /** For runs: the process peak RSS while the run was going on. */
   peakDuring?: number;
   durationMs?: number;
+  /** GPU memory of this process at the event (nvidia-smi), once a component has been on a GPU. */
+  gpuUsed?: number;
+  /** For runs on a GPU: this process's peak GPU memory while the run was going on (sampled). */
+  gpuPeakDuring?: number;
 }
 
 export class MemoryTimeline {
   readonly events: MemoryEvent[] = [];
   private readonly start = Date.now();
 
-  record(kind: MemoryEventKind, label: string, extra: Partial<Pick<MemoryEvent, "component" | "peakDuring" | "durationMs">> = {}): MemoryEvent {
+  record(kind: MemoryEventKind, label: string, extra: Partial<Pick<MemoryEvent, "component" | "peakDuring" | "durationMs" | "gpuUsed" | "gpuPeakDuring">> = {}): MemoryEvent {
     const event: MemoryEvent = { at: Date.now() - this.start, kind, label, memory: processMemory(), ...extra };
     this.events.push(event);
     return event;
@@ -44,6 +48,12 @@ export interface ComponentMemory {
   residentWeightBytes: number;
   /** Peak RSS growth during the component's last run (activations and workspace). */
   activationPeak?: number;
+  /** Where the component runs: "cpu", "cuda" or "cuda:N" (absent when not loaded). */
+  device?: string;
+  /** GPU memory the component took when it was put on the GPU (weights, CUDA workspace): nvidia-smi before/after. */
+  gpuBytes?: number;
+  /** Peak GPU memory growth during the component's last run (activations; onnxruntime's CUDA arena). */
+  gpuActivationPeak?: number;
 }
 
 /** What a loaded component tells the report. */
@@ -52,18 +62,28 @@ export interface ComponentMemorySource {
   weightBytes?: Partial<Record<DType, number>>;
   weightFiles?: readonly string[];
   activationPeak?: number;
+  device?: string;
+  gpuBytes?: number;
+  gpuActivationPeak?: number;
+}
+
+export interface MemoryReportOptions {
+  /** Probe this process's GPU memory with nvidia-smi (null in the report when there is no driver). */
+  gpu?: boolean;
+  /** A GPU reading taken already (instead of probing). */
+  gpuMemory?: GpuProcessMemory | null;
 }
 
 export class MemoryReport {
   readonly process: ProcessMemory;
   readonly gpu: GpuProcessMemory | null;
 
-  constructor(readonly components: ComponentMemory[], readonly timeline: readonly MemoryEvent[], options: { gpu?: boolean } = {}) {
+  constructor(readonly components: ComponentMemory[], readonly timeline: readonly MemoryEvent[], options: MemoryReportOptions = {}) {
     this.process = processMemory();
-    this.gpu = options.gpu ? gpuProcessMemory() : null;
+    this.gpu = options.gpuMemory !== undefined ? options.gpuMemory : options.gpu ? gpuProcessMemory() : null;
   }
 
-  static collect(sources: readonly (ComponentMemorySource & { loaded: boolean })[], timeline: readonly MemoryEvent[], options: { gpu?: boolean } = {}): MemoryReport {
+  static collect(sources: readonly (ComponentMemorySource & { loaded: boolean })[], timeline: readonly MemoryEvent[], options: MemoryReportOptions = {}): MemoryReport {
     const files = sources.flatMap((s) => s.weightFiles ?? []);
     const resident = mappedResidency(files);
     const components = sources.map((s) => ({
@@ -72,6 +92,9 @@ export class MemoryReport {
       weightBytes: s.weightBytes ?? {},
       residentWeightBytes: (s.weightFiles ?? []).reduce((a, f) => a + (resident.get(f) ?? 0), 0),
       ...(s.activationPeak === undefined ? {} : { activationPeak: s.activationPeak }),
+      ...(s.device === undefined ? {} : { device: s.device }),
+      ...(s.gpuBytes === undefined ? {} : { gpuBytes: s.gpuBytes }),
+      ...(s.gpuActivationPeak === undefined ? {} : { gpuActivationPeak: s.gpuActivationPeak }),
     }));
     return new MemoryReport(components, [...timeline], options);
   }
@@ -82,21 +105,29 @@ export class MemoryReport {
   }
 
   toString(): string {
-    const rows = [["component", "loaded", "weights", "resident (mapped)", "activation peak"]];
+    // GPU columns only once something has been on a GPU, so CPU reports read as before.
+    const onGpu = this.components.some((c) => c.gpuBytes !== undefined || (c.device ?? "cpu") !== "cpu") || this.timeline.some((e) => e.gpuUsed !== undefined);
+    const bytesOrDash = (n: number | undefined) => (n === undefined ? "-" : formatBytes(n));
+    const rows = [["component", "loaded", "weights", "resident (mapped)", "activation peak", ...(onGpu ? ["device", "GPU (at load)", "GPU activation peak"] : [])]];
     for (const c of this.components) {
       const weights = Object.entries(c.weightBytes).map(([d, b]) => `${formatBytes(b ?? 0)} ${d}`).join(" + ") || "-";
-      rows.push([c.name, c.loaded ? "yes" : "no", weights, c.loaded ? formatBytes(c.residentWeightBytes) : "-",
-        c.activationPeak === undefined ? "-" : formatBytes(c.activationPeak)]);
+      rows.push([c.name, c.loaded ? "yes" : "no", weights, c.loaded ? formatBytes(c.residentWeightBytes) : "-", bytesOrDash(c.activationPeak),
+        ...(onGpu ? [c.device ?? "-", bytesOrDash(c.gpuBytes), bytesOrDash(c.gpuActivationPeak)] : [])]);
     }
     const p = this.process;
     const lines = [table(rows), "", `process: RSS ${formatBytes(p.rss)} (anon ${formatBytes(p.rssAnon)}, file ${formatBytes(p.rssFile)}), ` +
       `peak ${formatBytes(p.rssPeak)}, JS heap ${formatBytes(p.heapUsed)}, buffers ${formatBytes(p.arrayBuffers)}`];
-    if (this.gpu) lines.push(`GPU: ${formatBytes(this.gpu.usedBytes)} held by this process`);
+    if (this.gpu) {
+      lines.push(this.gpu.scope === "device"
+        ? `GPU: ${formatBytes(this.gpu.usedBytes)} used on the GPU (nvidia-smi shows no row for this process; other processes included)`
+        : `GPU: ${formatBytes(this.gpu.usedBytes)} held by this process`);
+    }
     if (this.timeline.length > 0) {
-      const events = [["t (s)", "event", "RSS", "anon", "file", "peak during"]];
+      const events = [["t (s)", "event", "RSS", "anon", "file", "peak during", ...(onGpu ? ["GPU", "GPU peak during"] : [])]];
       for (const e of this.timeline) {
         events.push([(e.at / 1000).toFixed(1), e.label, formatBytes(e.memory.rss), formatBytes(e.memory.rssAnon), formatBytes(e.memory.rssFile),
-          e.peakDuring === undefined ? "" : formatBytes(e.peakDuring)]);
+          e.peakDuring === undefined ? "" : formatBytes(e.peakDuring),
+          ...(onGpu ? [e.gpuUsed === undefined ? "" : formatBytes(e.gpuUsed), e.gpuPeakDuring === undefined ? "" : formatBytes(e.gpuPeakDuring)] : [])]);
       }
       lines.push("", table(events));
     }

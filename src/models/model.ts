@@ -6,7 +6,8 @@
  */
 import * as ort from "onnxruntime-node";
 import type { BuiltModel } from "../onnx/graph";
-import { createSession, type ModelSession, type SessionConfig } from "../onnx/session";
+import { assertCuda, deviceName, deviceOfProviders, parseDevice, type Device } from "../onnx/device";
+import { createSession, pickSessionConfig, sessionProviders, type ModelSession, type SessionConfig } from "../onnx/session";
 import { WorkerSession } from "../onnx/worker-session";
 
 /** A dense row-major tensor crossing the model boundary (plain data, so it can move between threads). */
@@ -22,15 +23,59 @@ export class ModelReleasedError extends Error {
   }
 }
 
+/** Bytes that crossed between this process's arrays and onnxruntime, over all runs of a model. */
+export interface HostTraffic {
+  runs: number;
+  /** Input tensors handed to onnxruntime (on a GPU: copied host → device on every run). */
+  bytesIn: number;
+  /** Output tensors handed back (device → host). */
+  bytesOut: number;
+}
+
+/** The config each session was made with, so a model can make it again on another device (`to()`). */
+const sessionConfigs = new WeakMap<ModelSession, SessionConfig>();
+
 export abstract class OrtModel {
   private session?: ModelSession;
+  private sessionConfig: SessionConfig;
+  /** Host ↔ onnxruntime traffic of this model's runs (what IO binding would save on a GPU; see docs/gpu.md). */
+  readonly hostTraffic: HostTraffic = { runs: 0, bytesIn: 0, bytesOut: 0 };
 
   protected constructor(readonly modelName: string, readonly built: BuiltModel, session: ModelSession) {
     this.session = session;
+    this.sessionConfig = sessionConfigs.get(session) ?? {};
   }
 
   protected static async createSession(built: BuiltModel, config: SessionConfig = {}): Promise<ModelSession> {
-    return config.inProcess ? createSession(built, config) : WorkerSession.create(built, config);
+    // Checked here as well as where the session is made: a worker would report a bad device only after starting.
+    const device = deviceOfProviders(sessionProviders(config));
+    if (device.kind === "cuda") assertCuda(device);
+    const session = config.inProcess ? await createSession(built, config) : await WorkerSession.create(built, config);
+    sessionConfigs.set(session, pickSessionConfig(config));
+    return session;
+  }
+
+  /** Where this model's session runs: "cpu", "cuda" or "cuda:N". */
+  get device(): Device {
+    return deviceName(deviceOfProviders(sessionProviders(this.sessionConfig)));
+  }
+
+  /**
+   * Moves the model to another device (diffusers' `model.to("cuda")`): makes a session there from the same graph,
+   * then releases the old one. On failure the model stays where it was. The weights are read again from the
+   * checkpoint files, so a move costs a load.
+   */
+  async to(device: Device): Promise<this> {
+    parseDevice(device, "device");
+    if (!this.session) throw new ModelReleasedError(this.modelName);
+    if (device === this.device) return this;
+    const config: SessionConfig = { ...this.sessionConfig, device };
+    const next = await OrtModel.createSession(this.built, config);
+    const old = this.session;
+    this.session = next;
+    this.sessionConfig = config;
+    await old.release();
+    return this;
   }
 
   /** Bytes of checkpoint weights this graph maps, by stored dtype. */
@@ -49,7 +94,11 @@ export abstract class OrtModel {
 
   protected async run(feeds: Record<string, ort.Tensor>): Promise<Readonly<Record<string, ort.Tensor>>> {
     if (!this.session) throw new ModelReleasedError(this.modelName);
-    return this.session.run(feeds);
+    const outputs = await this.session.run(feeds);
+    this.hostTraffic.runs++;
+    this.hostTraffic.bytesIn += tensorBytes(Object.values(feeds));
+    this.hostTraffic.bytesOut += tensorBytes(Object.values(outputs));
+    return outputs;
   }
 
   /** Frees the session now: weights unmapped, memory back to the OS. Safe to call twice. */
@@ -70,4 +119,8 @@ export function toOrt(t: Tensor<Float32Array | BigInt64Array | Int32Array>): ort
 
 export function fromOrt(t: ort.Tensor): Tensor<Float32Array> {
   return { data: t.data as Float32Array, dims: [...t.dims] };
+}
+
+function tensorBytes(tensors: readonly ort.Tensor[]): number {
+  return tensors.reduce((n, t) => n + (t.location === "cpu" || t.location === undefined ? (t.data as ArrayBufferView).byteLength : 0), 0);
 }

@@ -5,6 +5,7 @@
  */
 import * as ort from "onnxruntime-node";
 import type { BuiltModel } from "./graph";
+import { assertCuda, deviceOfProviders, executionProvidersFor, GpuUnavailableError, parseDevice, type Device } from "./device";
 
 export interface SessionConfig {
   /** Threads for one operator; defaults to onnxruntime's choice (all cores). */
@@ -12,6 +13,11 @@ export interface SessionConfig {
   /** Prepack MatMul weights: ~5% faster at DiT shapes, but a full anonymous copy of every weight. Default false. */
   prepack?: boolean;
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * "cpu" (default), "cuda" or "cuda:N": onnxruntime's CUDA provider (install it with `npm run gpu:install`,
+   * docs/gpu.md), with the CPU provider behind it for nodes CUDA has no kernel for. Overrides executionProviders.
+   */
+  device?: Device;
   executionProviders?: ort.InferenceSession.SessionOptions["executionProviders"];
   /**
    * Run the session on the calling thread instead of in a worker thread (the default for models).
@@ -30,7 +36,7 @@ export interface SessionConfig {
 
 /** Every SessionConfig field: typed as a full record so that a new field fails to compile until listed. */
 const SESSION_CONFIG_FIELDS: Record<keyof SessionConfig, true> = {
-  intraOpNumThreads: true, prepack: true, logSeverityLevel: true, executionProviders: true, inProcess: true,
+  intraOpNumThreads: true, prepack: true, logSeverityLevel: true, device: true, executionProviders: true, inProcess: true,
   graphOptimizationLevel: true, enableMemPattern: true,
 };
 
@@ -76,11 +82,28 @@ export async function createSession(model: SessionModel, config: SessionConfig =
     enableCpuMemArena: false,
     graphOptimizationLevel: config.graphOptimizationLevel ?? "all",
     logSeverityLevel: config.logSeverityLevel ?? 3,
-    executionProviders: config.executionProviders ?? ["cpu"],
+    executionProviders: sessionProviders(config),
     extra,
   };
   // The binding rejects an explicit `undefined`.
   if (config.intraOpNumThreads !== undefined) options.intraOpNumThreads = config.intraOpNumThreads;
   if (config.enableMemPattern !== undefined) options.enableMemPattern = config.enableMemPattern;
-  return ort.InferenceSession.create(model.bytes, options);
+  const device = deviceOfProviders(options.executionProviders);
+  if (device.kind === "cpu") return ort.InferenceSession.create(model.bytes, options);
+  assertCuda(device);
+  try {
+    return await ort.InferenceSession.create(model.bytes, options);
+  } catch (e) {
+    // The driver or a CUDA library could not be loaded after all (onnxruntime logs which one to stderr).
+    if (e instanceof Error && /Failed to load shared library|CUDA failure|cudaError|no CUDA-capable/i.test(e.message)) {
+      throw new GpuUnavailableError(`creating a session on "cuda:${device.id}" failed: ${e.message} (run \`npm run gpu:install -- --check\`; docs/gpu.md)`);
+    }
+    throw e;
+  }
+}
+
+/** The execution providers of a config: from `device` when given, else `executionProviders`, else the CPU. */
+export function sessionProviders(config: SessionConfig): ort.InferenceSession.ExecutionProviderConfig[] {
+  if (config.device !== undefined) return executionProvidersFor(parseDevice(config.device, "device"));
+  return [...(config.executionProviders ?? ["cpu"])];
 }

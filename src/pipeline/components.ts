@@ -7,10 +7,15 @@
  * Removing a model releases its onnxruntime session at once (a dropped session would keep its memory until
  * V8 collects it); `flush()` waits for those releases, runs the garbage collector when node has --expose-gc,
  * and returns a memory report. Every step lands on a timeline with the process memory at that moment.
+ *
+ * Components can run on a GPU (`pipe.to("cuda", "transformer")`, or `device: "cuda"` when loading). From the
+ * first one on, the timeline also records this process's GPU memory (nvidia-smi) at each event and its sampled
+ * peak during each run, and the report gives per component the GPU memory it took when it was put there.
  */
-import { MemoryReport, MemoryTimeline, type ComponentMemorySource } from "../memory/report";
-import { processMemory, resetPeak } from "../memory/probes";
+import { MemoryReport, MemoryTimeline, type ComponentMemorySource, type MemoryEvent } from "../memory/report";
+import { GpuPeakSampler, gpuProcessMemory, processMemory, resetPeak, type GpuProcessMemory } from "../memory/probes";
 import type { OrtModel } from "../models/model";
+import { parseDevice, type Device } from "../onnx/device";
 
 export type ModelName = "textEncoder" | "transformer" | "vae";
 export const MODEL_NAMES: readonly ModelName[] = ["textEncoder", "transformer", "vae"];
@@ -35,7 +40,13 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
   protected readonly models: M;
   private readonly pendingReleases: Promise<void>[] = [];
   private readonly activationPeaks = new Map<string, number>();
+  private readonly gpuAtLoad = new Map<string, number>();
+  private readonly gpuActivationPeaks = new Map<string, number>();
+  /** Set once a component has been on a GPU: from then on events carry GPU readings. */
+  private gpuTracking = false;
   private running = 0;
+  /** How GPU memory is read (nvidia-smi); replaceable, e.g. by tests on machines without a GPU. */
+  gpuProbe: { now(): GpuProcessMemory | null; sampler(): GpuPeakSampler } = { now: gpuProcessMemory, sampler: () => new GpuPeakSampler() };
 
   protected constructor(models: M) {
     this.models = models;
@@ -74,7 +85,32 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
     this.models[name] = null as M[ModelName];
     this.pendingReleases.push(model.release());
     this.activationPeaks.delete(name);
-    this.timeline.record("delete", `delete ${name}`, { component: name });
+    this.gpuAtLoad.delete(name);
+    this.gpuActivationPeaks.delete(name);
+    this.record("delete", `delete ${name}`, { component: name });
+  }
+
+  /**
+   * Moves components to a device, diffusers' `pipe.to("cuda")` one component at a time: `await pipe.to("cuda",
+   * "transformer")` in one cell, `await pipe.to("cpu", "transformer")` in a later one. Without names, every loaded
+   * model moves. Each move makes a session on the new device and releases the old one (see OrtModel.to).
+   */
+  async to(device: Device, ...names: ModelName[]): Promise<this> {
+    const target = parseDevice(device, "device");
+    names.forEach((n) => this.checkName(n));
+    const which = names.length > 0 ? names : MODEL_NAMES.filter((n) => this.models[n]);
+    this.checkIdle(`move components to ${device}`);
+    for (const name of which) {
+      const model = this.models[name];
+      if (!model) throw new ComponentMissingError(name, `to move it to ${device}`);
+      if (model.device === device) continue;
+      const before = target.kind === "cuda" ? this.gpuReading() : undefined;
+      await this.busy(() => model.to(device));
+      this.gpuAtLoad.delete(name);
+      this.gpuActivationPeaks.delete(name);
+      this.loaded(name, before, `move ${name} to ${device}`);
+    }
+    return this;
   }
 
   /**
@@ -89,7 +125,7 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
       gc();
       gc();
     }
-    this.timeline.record("flush", gc ? "flush (gc)" : "flush (no --expose-gc: garbage collection left to V8)");
+    this.record("flush", gc ? "flush (gc)" : "flush (no --expose-gc: garbage collection left to V8)");
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failed.length > 0) throw new AggregateError(failed.map((f) => f.reason), "flush(): releasing a session failed");
     return this.memoryReport();
@@ -103,12 +139,18 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
       if (model) {
         source.weightBytes = model.weightBytes;
         source.weightFiles = model.weightFiles;
+        source.device = model.device;
       }
       const peak = this.activationPeaks.get(name);
       if (peak !== undefined) source.activationPeak = peak;
+      const gpuBytes = this.gpuAtLoad.get(name);
+      if (gpuBytes !== undefined) source.gpuBytes = gpuBytes;
+      const gpuPeak = this.gpuActivationPeaks.get(name);
+      if (gpuPeak !== undefined) source.gpuActivationPeak = gpuPeak;
       return source;
     });
-    return MemoryReport.collect(sources, this.timeline.events, options);
+    const gpu = options.gpu || this.gpuTracking;
+    return MemoryReport.collect(sources, this.timeline.events, gpu ? { gpuMemory: this.gpuProbe.now() } : {});
   }
 
   /** Replaces or removes a model (the property setters). */
@@ -121,12 +163,34 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
     const old = this.models[name];
     if (old && old !== value) this.pendingReleases.push(old.release());
     this.models[name] = value;
-    this.timeline.record("load", `set ${name}`, { component: name });
+    this.gpuAtLoad.delete(name);
+    this.gpuActivationPeaks.delete(name);
+    this.loaded(name, undefined, `set ${name}`);
   }
 
-  /** Records a load on the timeline. */
-  protected loaded(name: ModelName): void {
-    this.timeline.record("load", `load ${name}`, { component: name });
+  /**
+   * This process's GPU memory now, when a component is or is about to be on a GPU (call before loading one there,
+   * and pass the reading to `loaded`). Undefined otherwise or without a driver.
+   */
+  protected gpuReading(goingToGpu = true): number | undefined {
+    if (!goingToGpu && !this.gpuTracking) return undefined;
+    return this.gpuProbe.now()?.usedBytes;
+  }
+
+  /** Records a load on the timeline; `gpuBefore` (from gpuReading) gives the component's GPU memory. */
+  protected loaded(name: ModelName, gpuBefore?: number, label = `load ${name}`): void {
+    const model = this.models[name];
+    if (model && model.device !== "cpu") this.gpuTracking = true;
+    const event = this.record("load", label, { component: name });
+    if (gpuBefore !== undefined && event.gpuUsed !== undefined && model && model.device !== "cpu") {
+      this.gpuAtLoad.set(name, Math.max(0, event.gpuUsed - gpuBefore));
+    }
+  }
+
+  /** A timeline event, with this process's GPU memory once GPU tracking is on. */
+  private record(kind: MemoryEvent["kind"], label: string, extra: Partial<MemoryEvent> = {}): MemoryEvent {
+    const gpuUsed = this.gpuTracking ? this.gpuProbe.now()?.usedBytes : undefined;
+    return this.timeline.record(kind, label, { ...extra, ...(gpuUsed === undefined ? {} : { gpuUsed }) });
   }
 
   /** Marks the pipeline busy while `work` runs, so components cannot be removed or flushed under it. */
@@ -143,13 +207,19 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
   protected async stage<T>(label: string, component: ModelName | undefined, work: () => Promise<T>): Promise<T> {
     const before = processMemory().rss;
     const canTrackPeak = resetPeak();
+    const gpuBefore = this.gpuReading(false);
+    const sampler = gpuBefore === undefined ? undefined : this.gpuProbe.sampler().start();
     const start = Date.now();
     try {
       return await this.busy(work);
     } finally {
+      const durationMs = Date.now() - start;
       const peak = canTrackPeak ? processMemory().rssPeak : undefined;
       if (component && peak !== undefined) this.activationPeaks.set(component, Math.max(0, peak - before));
-      this.timeline.record("run", label, { ...(component ? { component } : {}), ...(peak === undefined ? {} : { peakDuring: peak }), durationMs: Date.now() - start });
+      const gpuPeak = (await sampler?.stop())?.peak;
+      if (component && gpuPeak !== undefined && gpuBefore !== undefined) this.gpuActivationPeaks.set(component, Math.max(0, gpuPeak - gpuBefore));
+      this.record("run", label, { ...(component ? { component } : {}), ...(peak === undefined ? {} : { peakDuring: peak }), durationMs,
+        ...(gpuPeak === undefined ? {} : { gpuPeakDuring: gpuPeak }) });
     }
   }
 

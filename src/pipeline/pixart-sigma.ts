@@ -11,7 +11,8 @@ import type { Tensor } from "../models/model";
 import { AutoencoderKL } from "../models/autoencoder-kl";
 import { PixArtTransformer2DModel } from "../models/pixart-transformer-2d";
 import { T5EncoderModel, type T5EncoderLoadOptions } from "../models/t5-encoder";
-import type { SessionConfig } from "../onnx/session";
+import { sessionProviders, type SessionConfig } from "../onnx/session";
+import { deviceOfProviders, type Device } from "../onnx/device";
 import { TorchGenerator } from "../random/torch-generator";
 import { randnTensor } from "../random/randn-tensor";
 import { loadScheduler, type Scheduler } from "../schedulers/scheduler";
@@ -58,6 +59,11 @@ export interface FromPretrainedOptions {
   scheduler?: Scheduler;
   /** onnxruntime options for the sessions created here. */
   session?: SessionConfig;
+  /**
+   * Where the models run: "cpu" (default), "cuda" or "cuda:N" (needs `npm run gpu:install`, docs/gpu.md). Per
+   * component options (e.g. `transformer: { device: "cuda" }`) override it; `pipe.to(device, name)` moves one later.
+   */
+  device?: Device;
   /**
    * Progress of this load and, kept as `pipe.progress`, of the pipeline's later calls: false for none, a function
    * for the events (see runtime/progress.ts). Default: a live display in a pixart-ts notebook, nothing elsewhere.
@@ -195,7 +201,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       transformer: options.transformer instanceof PixArtTransformer2DModel ? options.transformer : null,
       vae: options.vae instanceof AutoencoderKL ? options.vae : null,
       scheduler: options.scheduler ?? (await loadScheduler(path.join(dir, "scheduler"))),
-    }, folder, options.session, loadOptions);
+    }, folder, options.device === undefined ? options.session : { ...options.session, device: options.device }, loadOptions);
     if (options.progress !== undefined) pipe.progress = options.progress;
     await ProgressEmitter.run("fromPretrained", options.progress, async (progress) => {
       if (options.tokenizer === undefined && folder.components.has("tokenizer")) await pipe.loadComponent("tokenizer", undefined, progress);
@@ -225,12 +231,13 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     }
     if (this.models[name]) throw new PipelineArgumentError("name", `pipe.${name} is already loaded; remove it first (delete pipe.${name})`);
     const opts = { ...this.sessionConfig, ...(options ?? this.loadOptions[name] ?? {}) };
+    const gpuBefore = this.gpuReading(deviceOfProviders(sessionProviders(opts)).kind === "cuda");
     await progress.stage("load", `load ${name}`, { component: name }, async () => {
       if (name === "textEncoder") this.models.textEncoder = await T5EncoderModel.fromPretrained(dir, opts);
       else if (name === "transformer") this.models.transformer = await PixArtTransformer2DModel.fromPretrained(dir, opts);
       else this.models.vae = await AutoencoderKL.fromPretrained(dir, opts);
     });
-    this.loaded(name);
+    this.loaded(name, gpuBefore);
   }
 
   /** Removes every model and waits for their sessions to be released. */
