@@ -6,6 +6,9 @@ export type { CallOptions, EncodePromptOptions, EncodedPrompt, FromPretrainedOpt
 export type { PipelineOperation, PipelineStage, ProgressEvent, ProgressListener, ProgressOption, StepEvent, StageStartEvent, StageEndEvent } from "./runtime/progress";
 export { ComponentMissingError, ComponentStateError } from "./pipeline/components";
 export { PixArtImage } from "./pipeline/image";
+export type { AttentionMaps, AttentionOptions, AttentionWord, ImageAttentionMaps } from "./pipeline/attention-maps";
+export { CrossAttentionOptionError } from "./models/pixart-transformer-2d-attention";
+export { attentionBundle, showAttention } from "./display/attention";
 export { T5EncoderModel } from "./models/t5-encoder";
 export { PixArtTransformer2DModel } from "./models/pixart-transformer-2d";
 export { AutoencoderKL } from "./models/autoencoder-kl";

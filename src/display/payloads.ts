@@ -40,3 +40,30 @@ export interface LatentStep {
   /** uint8 RGB [batch, height, width, 3]. */
   preview: EncodedArray;
 }
+
+/** application/vnd.pixart.attention+json, version 1 (schemas/attention.schema.json). */
+export interface AttentionPayload {
+  version: 1;
+  /** Size of the generated images. */
+  height: number;
+  width: number;
+  /** [rows, cols] of the patch grid of the token maps. */
+  grid: [number, number];
+  layers: number[];
+  steps: number[];
+  images: AttentionImagePayload[];
+}
+
+export interface AttentionImagePayload {
+  prompt?: string;
+  /** Pieces of the unmasked tokens, EOS included. */
+  tokens: string[];
+  words: { text: string; tokens: number[]; truncated: boolean }[];
+  cutWords: string[];
+  /** float32 [tokens, gridRows, gridCols]. */
+  tokenMaps: EncodedArray;
+  /** [words, mapHeight, mapWidth] in [0, 1], uint8 quantised (scale 1/255). */
+  wordMaps: EncodedArray;
+  /** uint8 RGB [mapHeight, mapWidth, 3]. */
+  image?: EncodedArray;
+}

@@ -5,16 +5,19 @@
  * if/then and dependentRequired, and the extension may want the same checks in the browser.
  */
 import arraySchema from "./array.schema.json";
+import attentionSchema from "./attention.schema.json";
 import latentsSchema from "./latents.schema.json";
 import memorySchema from "./memory.schema.json";
 
 export const LATENTS_MIME = "application/vnd.pixart.latents+json";
 export const MEMORY_MIME = "application/vnd.pixart.memory+json";
+export const ATTENTION_MIME = "application/vnd.pixart.attention+json";
 
 /** MIME type → schema of its payload. Shared definitions (the encoded array) are registered beside them. */
 const payloadSchemas = new Map<string, object>([
   [LATENTS_MIME, latentsSchema],
   [MEMORY_MIME, memorySchema],
+  [ATTENTION_MIME, attentionSchema],
 ]);
 const sharedSchemas: object[] = [arraySchema];
 
