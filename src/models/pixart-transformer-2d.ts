@@ -13,6 +13,7 @@ import { readJsonObject } from "../io/json";
 import type { WeightSource } from "../io/types";
 import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
 import { chunk, concatShape, dim, geluTanh, layerNorm, linear as fp32Linear, multiHeadAttention, reshape, silu, transpose } from "../onnx/ops";
+import type { Device } from "../onnx/device";
 import type { ModelSession, SessionConfig } from "../onnx/session";
 import { ConfigReader, type RawConfig } from "./config-fields";
 import { ModelReleasedError, OrtModel, fromOrt, toOrt, type Tensor } from "./model";
@@ -329,13 +330,23 @@ export class PixArtTransformer2DModel extends OrtModel {
       const old = this.variant;
       const { weights, session } = this.graphSource;
       const built = buildPixArtTransformerGraph(this.config, weights, { linear: session?.linear, crossAttentionLayers: layers });
-      const variant = { key, session: OrtModel.createSession(built, session) };
+      // On the device the model is on now (to() may have moved it since it was loaded).
+      const variant = { key, session: OrtModel.createSession(built, { ...session, device: this.device }) };
       this.variant = variant;
       // A failed build is not cached: the next call tries again.
       variant.session.catch(() => { if (this.variant === variant) this.variant = undefined; });
       if (old) await releaseVariant(old);
     }
     return this.variant.session;
+  }
+
+  /** Moves the model; the attention-map variant is dropped and made again on the new device when next used. */
+  override async to(device: Device): Promise<this> {
+    await super.to(device);
+    const variant = this.variant;
+    this.variant = undefined;
+    if (variant) await releaseVariant(variant);
+    return this;
   }
 
   /** Releases the default session and the attention-map variant's, if one was made. */
