@@ -26,16 +26,11 @@ import { PixArtImage, postprocessToNhwc } from "./image";
 import { binTableFor, classifyHeightWidthBin, resizeAndCrop } from "./resolution-binning";
 import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } from "./tensor-ops";
 import { ComponentHost, ComponentMissingError, MODEL_NAMES, type ModelName } from "./components";
+import { checkFinite, checkFiniteNumber, checkInteger, checkRequestedSide, checkRunFitsMemory, checkTensor, checkTextList, checkTimesteps,
+  MAX_IMAGES_PER_PROMPT, MAX_SEQUENCE_LENGTH, PipelineArgumentError } from "./validate";
 
 export { ComponentMissingError, ComponentStateError } from "./components";
-
-/** A wrong argument to the pipeline: names the argument and what was expected. */
-export class PipelineArgumentError extends Error {
-  override name = "PipelineArgumentError";
-  constructor(readonly argument: string, message: string) {
-    super(`${argument}: ${message}`);
-  }
-}
+export { NonFiniteTensorError, PipelineArgumentError } from "./validate";
 
 export type ComponentName = "tokenizer" | "textEncoder" | "transformer" | "vae" | "scheduler";
 
@@ -253,6 +248,8 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
 
   /** diffusers' `encode_prompt`: embeddings and masks for the prompts (and the negative prompts with CFG). */
   async encodePrompt(prompt: string | string[] | undefined, options: EncodePromptOptions = {}): Promise<EncodedPrompt> {
+    if (prompt !== undefined) checkTextList("prompt", prompt);
+    checkEncodeOptions(options);
     return ProgressEmitter.run("encodePrompt", options.progress ?? this.progress,
       (progress) => this.encode(prompt, options, options.cleanCaption ?? false, progress));
   }
@@ -306,17 +303,20 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const label = `encode ${what}${texts.length > 1 ? ` ×${texts.length}` : ""}`;
     const embeds = await progress.stage("encode", label, { component: "textEncoder" },
       () => this.stage(label, "textEncoder", () => textEncoder.forward({ inputIds, attentionMask: mask })));
+    checkFinite(`${label} (text encoder output)`, embeds);
     return { embeds, mask, texts: preprocessed };
   }
 
   /** Generates images: diffusers' `PixArtSigmaPipeline.__call__` with the same arguments and defaults. */
   async call(options: CallOptions): Promise<PipelineOutput> {
+    if (typeof options !== "object" || options === null) throw new PipelineArgumentError("options", "call() takes an options object, e.g. { prompt: \"...\" }");
     return this.busy(() => ProgressEmitter.run("call", options.progress ?? this.progress, (progress) => this.generate(options, progress)));
   }
 
   private async generate(options: CallOptions, progress: ProgressEmitter): Promise<PipelineOutput> {
     const transformer = this.transformer;
     if (!transformer) throw new ComponentMissingError("transformer", "to denoise");
+    this.checkCallArguments(options);
     const numInferenceSteps = options.timesteps ? options.timesteps.length : options.numInferenceSteps ?? 20;
     const guidanceScale = options.guidanceScale ?? 4.5;
     const numImagesPerPrompt = options.numImagesPerPrompt ?? 1;
@@ -334,6 +334,10 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     // 2. Check inputs.
     this.checkInputs(options, { height, width, numInferenceSteps, guidanceScale, numImagesPerPrompt, outputType });
     const doCfg = guidanceScale > 1;
+    const batch0 = options.promptEmbeds ? options.promptEmbeds.dims[0]! * numImagesPerPrompt : toList(options.prompt ?? []).length * numImagesPerPrompt;
+    checkRunFitsMemory({ batch: batch0, height, width, outHeight: binning ? Math.round(origHeight) : height, outWidth: binning ? Math.round(origWidth) : width,
+      vaeScaleFactor: this.vaeScaleFactor, patchSize: transformer.config.patchSize, heads: transformer.config.numAttentionHeads,
+      transformerRows: batch0 * (doCfg ? 2 : 1) });
 
     // 3. Encode the prompt; with CFG the unconditional half goes first.
     const encoded = await this.encode(options.prompt, { ...options, doClassifierFreeGuidance: doCfg }, options.cleanCaption ?? "auto", progress);
@@ -384,6 +388,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
         if (transformer.config.outChannels / 2 === latentShape[1]) noisePred = firstChannels(noisePred, latentShape[1]);
         const stepOptions = { generator, shape: latents.dims, ...(options.eta === undefined ? {} : { eta: options.eta }) };
         latents = { data: scheduler.step(noisePred.data, t, latents.data, stepOptions), dims: latents.dims };
+        checkFinite("denoise (latents after the scheduler step)", latents, i);
         stepsRun = i + 1;
         progress.step(stepsRun, timesteps.length, t, latents);
         const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: t, latents, ...(crossAttention && { crossAttention }) });
@@ -433,10 +438,25 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const vae = this.vae;
     if (!vae) throw new ComponentMissingError("vae", "to decode latents (or use outputType: \"latent\")");
     let image = await progress.stage("decode", "decode", { component: "vae" }, () => this.stage("decode", "vae", () => vae.decode(latents)));
+    checkFinite("decode (VAE output)", image);
     // Resize in [-1, 1] space before the clamp, as diffusers does.
     const [height, width] = [size.height ?? image.dims[2], size.width ?? image.dims[3]];
     if (height !== image.dims[2] || width !== image.dims[3]) image = resizeAndCrop(image.data, image.dims, height, width);
     return postprocessToNhwc(image);
+  }
+
+  /** Types, ranges and tensor sizes, before anything is allocated (checkInputs follows once sizes are binned). */
+  private checkCallArguments(options: CallOptions): void {
+    checkRequestedSide("height", options.height);
+    checkRequestedSide("width", options.width);
+    if (options.prompt !== undefined) checkTextList("prompt", options.prompt);
+    const numTrain = Number(this.scheduler.config["num_train_timesteps"] ?? 1000);
+    if (options.timesteps !== undefined) checkTimesteps(options.timesteps, numTrain);
+    else if (options.numInferenceSteps !== undefined) checkInteger("numInferenceSteps", options.numInferenceSteps, 1, numTrain, "num_train_timesteps of the scheduler");
+    if (options.guidanceScale !== undefined) checkFiniteNumber("guidanceScale", options.guidanceScale);
+    if (options.eta !== undefined) checkFiniteNumber("eta", options.eta);
+    if (options.latents !== undefined) checkTensor("latents", options.latents, "float32");
+    checkEncodeOptions(options);
   }
 
   private checkInputs(options: CallOptions, resolved: { height: number; width: number; numInferenceSteps: number; guidanceScale: number;
@@ -494,6 +514,17 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       throw new PipelineArgumentError(argument, `must have shape [${expected.join(", ")}], got [${dims.join(", ")}]`);
     }
   }
+}
+
+/** Options shared by encodePrompt and call: counts, lengths, and the tensors passed in. */
+function checkEncodeOptions(options: EncodePromptOptions): void {
+  if (options.negativePrompt !== undefined) checkTextList("negativePrompt", options.negativePrompt);
+  if (options.numImagesPerPrompt !== undefined) checkInteger("numImagesPerPrompt", options.numImagesPerPrompt, 1, MAX_IMAGES_PER_PROMPT);
+  if (options.maxSequenceLength !== undefined) {
+    checkInteger("maxSequenceLength", options.maxSequenceLength, 1, MAX_SEQUENCE_LENGTH, "T5's attention grows with its square");
+  }
+  for (const name of ["promptEmbeds", "negativePromptEmbeds"] as const) if (options[name] !== undefined) checkTensor(name, options[name], "float32");
+  for (const name of ["promptAttentionMask", "negativePromptAttentionMask"] as const) if (options[name] !== undefined) checkTensor(name, options[name], "int64");
 }
 
 /** The pipeline's text preprocessing; "auto" is call()'s default (clean when the port covers the text). */

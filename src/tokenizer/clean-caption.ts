@@ -52,7 +52,8 @@ function htmlUnescape(text: string): string {
   return text;
 }
 
-const URL_TAIL = `[a-zA-Z0-9.\\-]+[.](?:com|co|ru|net|org|edu|gov|it)[${WORD_CHARS}/\\-]*${B}\\/?(?!@)`;
+const URL_CHARS = "a-zA-Z0-9.\\-";
+const URL_TAIL = `[${URL_CHARS}]+[.](?:com|co|ru|net|org|edu|gov|it)[${WORD_CHARS}/\\-]*${B}\\/?(?!@)`;
 const URL_HTTP = re(`${B}((?:https?:(?:\\/{1,3}|[a-zA-Z0-9%])|${URL_TAIL}))`);
 const URL_WWW = re(`${B}((?:www:(?:\\/{1,3}|[a-zA-Z0-9%])|${URL_TAIL}))`);
 const NICKNAME = re(`@[${WORD_CHARS}${DIGIT_CHARS}]+${B}`);
@@ -88,11 +89,13 @@ const BEFORE_FTFY: Rule[] = [
   [re(`#${D}{1,3}${B}`), ""],
   [re(`#${D}{5,}${B}`), ""],
   [re(`${B}${D}{6,}${B}`), ""],
-  [re(`${NOT_S}+\\.${FILE_EXTENSIONS}`), ""],
+  // Python's `\S+\.ext`. A start inside a run of non-spaces can only match if the run's start does (the greedy
+  // `\S+` reaches the same candidates), so matching at run starts only gives the same result in linear time.
+  [re(`(?<!${NOT_S})${NOT_S}+\\.${FILE_EXTENSIONS}`), ""],
   [/["']{2,}/g, '"'],
   [/[.]{2,}/g, " "],
   [BAD_PUNCT, " "],
-  [re(`${S}+\\.${S}+`), " "],
+  [re(`(?<!${S})${S}+\\.${S}+`), " "], // `\s+\.\s+`, matched at run starts only (as above)
 ];
 
 const AFTER_FTFY: Rule[] = [
@@ -119,9 +122,32 @@ function applyRules(text: string, rules: readonly Rule[]): string {
   return rules.reduce((t, [pattern, replacement]) => t.replace(pattern, replacement), text);
 }
 
+/**
+ * The URL patterns (as in Python's `re`) try every word boundary inside a run of URL characters against the
+ * rest of the run, so a run like "a.a.a.a..." costs boundaries × length steps (Python's `re` too: diffusers
+ * takes minutes on such a prompt). Above this many steps the text is refused (call() then falls back to
+ * lowercasing), which keeps cleaning within about 0.1 s for any text.
+ */
+export const MAX_URL_SCAN_STEPS = 8_000_000;
+const URL_RUN = new RegExp(`[${URL_CHARS}]+`, "g");
+const ALNUM_THEN_MARK = /[a-zA-Z0-9][.\-]|[.\-][a-zA-Z0-9]/g;
+
+function checkUrlScanCost(text: string): void {
+  let steps = 0;
+  for (const [run] of text.matchAll(URL_RUN)) {
+    if (run.length < 64) continue;
+    steps += ((run.match(ALNUM_THEN_MARK)?.length ?? 0) + 1) * run.length;
+    if (steps > MAX_URL_SCAN_STEPS) {
+      throw new CleanCaptionUnsupportedError(`a run of ${run.length} URL characters with many word boundaries would take ` +
+        `too long to search for URLs (over ${MAX_URL_SCAN_STEPS} steps)`, text);
+    }
+  }
+}
+
 /** One application of diffusers' `_clean_caption` (the pipeline applies it twice). */
 export function cleanCaption(caption: string): string {
   let text = pythonLower(pythonStrip(unquotePlus(caption)));
+  checkUrlScanCost(text);
   text = htmlText(applyRules(text, BEFORE_HTML));
   text = applyRules(text, BEFORE_FTFY);
   // "this-is-my-cute-cat": more than three dashes or underscores all become spaces.
