@@ -135,6 +135,11 @@ export function parseSafetensorsHeader(
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
     throw new SafetensorsFormatError(ctx.file, "header must be a JSON object of tensor entries");
   }
+  // JSON.parse keeps the last of two equal keys without a word; the reference implementation refuses them.
+  const duplicate = duplicateTopLevelKey(text);
+  if (duplicate !== undefined) {
+    throw new SafetensorsFormatError(ctx.file, "the header names this tensor more than once", { tensor: duplicate });
+  }
   let metadata: Record<string, string> | null = null;
   const tensors = new Map<string, TensorInfo>();
   for (const [name, entry] of Object.entries(json as Record<string, unknown>)) {
@@ -143,6 +148,29 @@ export function parseSafetensorsHeader(
   }
   checkNoOverlap(tensors, ctx);
   return { metadata, tensors };
+}
+
+/** The first key that appears twice at the top level of valid JSON object text, or undefined. Linear. */
+export function duplicateTopLevelKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x22) {
+      const start = i;
+      for (i++; text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      if (depth !== 1) continue;
+      let j = i + 1;
+      while (/\s/.test(text[j] ?? "")) j++;
+      if (text[j] !== ":") continue; // a string value, not a key
+      const key = JSON.parse(text.slice(start, i + 1)) as string;
+      if (seen.has(key)) return key;
+      seen.add(key);
+    }
+  }
+  return undefined;
 }
 
 function checkMetadata(entry: unknown, file: string): Record<string, string> {

@@ -6,6 +6,9 @@ import { ConfigError } from "../io/errors";
 
 export type RawConfig = Record<string, unknown>;
 
+/** Larger than any size, count or dimension in a real config (T5-XXL's d_ff is 10,240; vocabularies ~250k). */
+export const MAX_CONFIG_INT = 1 << 24;
+
 export class ConfigReader {
   constructor(readonly raw: RawConfig, readonly file: string) {
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(file, "expected a JSON object");
@@ -25,8 +28,9 @@ export class ConfigReader {
     return v;
   }
 
-  int(field: string, fallback?: number, min = 1): number {
-    return this.number(field, fallback, { integer: true, min });
+  /** An integer in [min, max]; the default max keeps a hostile size (1e9) from reaching an allocation. */
+  int(field: string, fallback?: number, min = 1, max = MAX_CONFIG_INT): number {
+    return this.number(field, fallback, { integer: true, min, max });
   }
 
   string<T extends string>(field: string, fallback?: T, allowed?: readonly T[]): T {

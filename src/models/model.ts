@@ -9,6 +9,10 @@ import type { BuiltModel } from "../onnx/graph";
 import { assertCuda, deviceName, deviceOfProviders, parseDevice, type Device } from "../onnx/device";
 import { createSession, pickSessionConfig, sessionProviders, type ModelSession, type SessionConfig } from "../onnx/session";
 import { WorkerSession } from "../onnx/worker-session";
+import { checkUnchanged, fingerprintFiles, type FileFingerprint } from "../io/file-guard";
+
+/** The weight files of each session as they were when it was made (checked before every run). */
+const sessionFiles = new WeakMap<ModelSession, readonly FileFingerprint[]>();
 
 /** A dense row-major tensor crossing the model boundary (plain data, so it can move between threads). */
 export interface Tensor<T extends Float32Array | BigInt64Array | Int32Array = Float32Array> {
@@ -38,19 +42,40 @@ const sessionConfigs = new WeakMap<ModelSession, SessionConfig>();
 export abstract class OrtModel {
   private session?: ModelSession;
   private sessionConfig: SessionConfig;
+  private files: readonly FileFingerprint[];
   /** Host ↔ onnxruntime traffic of this model's runs (what IO binding would save on a GPU; see docs/gpu.md). */
   readonly hostTraffic: HostTraffic = { runs: 0, bytesIn: 0, bytesOut: 0 };
 
   protected constructor(readonly modelName: string, readonly built: BuiltModel, session: ModelSession) {
     this.session = session;
     this.sessionConfig = sessionConfigs.get(session) ?? {};
+    this.files = sessionFiles.get(session) ?? fingerprintFiles(built.weightFileEnds ?? {});
   }
 
+  /**
+   * Makes the session. The weight files are fingerprinted first (a file truncated since its header was read
+   * fails here, by name) and checked again if onnxruntime fails, so that a file changed meanwhile is named
+   * instead of onnxruntime's message about external data.
+   */
   protected static async createSession(built: BuiltModel, config: SessionConfig = {}): Promise<ModelSession> {
     // Checked here as well as where the session is made: a worker would report a bad device only after starting.
     const device = deviceOfProviders(sessionProviders(config));
     if (device.kind === "cuda") assertCuda(device);
-    const session = config.inProcess ? await createSession(built, config) : await WorkerSession.create(built, config);
+    const files = fingerprintFiles(built.weightFileEnds ?? {});
+    let session: ModelSession;
+    try {
+      session = config.inProcess ? await createSession(built, config) : await WorkerSession.create(built, config);
+    } catch (e) {
+      checkUnchanged(files, e);
+      throw e;
+    }
+    try {
+      checkUnchanged(files);
+    } catch (e) {
+      await session.release();
+      throw e;
+    }
+    sessionFiles.set(session, files);
     sessionConfigs.set(session, pickSessionConfig(config));
     return session;
   }
@@ -74,6 +99,7 @@ export abstract class OrtModel {
     const old = this.session;
     this.session = next;
     this.sessionConfig = config;
+    this.files = sessionFiles.get(next) ?? this.files;
     await old.release();
     return this;
   }
@@ -94,6 +120,7 @@ export abstract class OrtModel {
 
   protected async run(feeds: Record<string, ort.Tensor>): Promise<Readonly<Record<string, ort.Tensor>>> {
     if (!this.session) throw new ModelReleasedError(this.modelName);
+    checkUnchanged(this.files);
     const outputs = await this.session.run(feeds);
     this.hostTraffic.runs++;
     this.hostTraffic.bytesIn += tensorBytes(Object.values(feeds));

@@ -61,7 +61,8 @@ export function parsePixArtTransformerConfig(raw: RawConfig, file: string): PixA
   const heads = c.int("num_attention_heads", 16);
   const headDim = c.int("attention_head_dim", 72);
   const innerDim = heads * headDim;
-  const sampleSize = c.int("sample_size", 128);
+  // The default image side is sample_size × 8; 2048 keeps it within the pipeline's 16384-pixel limit.
+  const sampleSize = c.int("sample_size", 128, 1, 2048);
   const inChannels = c.int("in_channels", 4);
   const captionChannels = c.has("caption_channels") ? c.int("caption_channels") : null;
   const crossAttentionDim = c.int("cross_attention_dim", 1152);

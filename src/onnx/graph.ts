@@ -55,6 +55,8 @@ export interface BuiltModel {
   weightBytes: Partial<Record<DType, number>>;
   /** Real paths of the files the weights are mapped from. */
   weightFiles: string[];
+  /** For each of those files, the end of its last tensor used here (the size it must have). */
+  weightFileEnds: Record<string, number>;
 }
 
 interface ExternalRef {
@@ -198,7 +200,14 @@ export class GraphBuilder {
       outputNames: this.outputs.map((o) => o.name),
       weightBytes,
       weightFiles: [...new Set([...this.external.values()].map((r) => r.info.file))],
+      weightFileEnds: this.weightFileEnds(),
     };
+  }
+
+  private weightFileEnds(): Record<string, number> {
+    const ends: Record<string, number> = {};
+    for (const { info } of this.external.values()) ends[info.file] = Math.max(ends[info.file] ?? 0, info.offset + info.byteLength);
+    return ends;
   }
 
   /**

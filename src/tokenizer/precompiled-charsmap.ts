@@ -48,6 +48,41 @@ export class PrecompiledCharsmap {
     } catch {
       throw bad("the replacement strings are not valid UTF-8");
     }
+    const problem = this.checkTrie();
+    if (problem !== undefined) throw bad(problem);
+  }
+
+  /**
+   * Walks every key a lookup can reach (lookups read at most 5 UTF-8 bytes) and checks that each value is the
+   * start of a replacement string in the pool. A garbage blob would otherwise load and normalize text in some
+   * arbitrary way without a word. In a real trie each unit is one node; visiting more nodes than units means
+   * the "trie" shares nodes, i.e. is not one.
+   */
+  private checkTrie(): string | undefined {
+    const units = this.units;
+    let visits = 0;
+    const walk = (pos: number, depth: number): string | undefined => {
+      if (depth === GRAPHEME_LOOKUP_MAX_BYTES) return undefined;
+      for (let byte = 1; byte < 256; byte++) {
+        const child = pos ^ byte;
+        const unit = units[child];
+        if (unit === undefined || (unit & 0x800000ff) !== byte) continue;
+        if (++visits > units.length) return `the trie is not a tree (over ${units.length} nodes reached)`;
+        const next = child ^ offsetOf(unit);
+        if ((unit >>> 8) & 1) {
+          const value = units[next];
+          if (value === undefined) return `a key's value lies outside the trie (unit ${next})`;
+          const offset = value & 0x7fffffff;
+          if (offset >= this.pool.length || (offset > 0 && this.pool[offset - 1] !== 0)) {
+            return `a key's value ${offset} is not the start of a replacement string (pool of ${this.pool.length} bytes)`;
+          }
+        }
+        const problem = walk(next, depth + 1);
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    };
+    return units.length === 0 ? "empty trie" : walk(offsetOf(units[0]!), 0);
   }
 
   /**

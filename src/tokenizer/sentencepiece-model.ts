@@ -127,7 +127,9 @@ export function parseSentencePieceModel(bytes: Uint8Array, file: string): Senten
     if (typeof p.piece !== "string" || p.piece.length === 0) {
       throw new TokenizerFileError(file, `piece ${i} has no text`, { field: `pieces[${i}].piece` });
     }
-    return { piece: p.piece, score: orDefault(p.score, 0), type: orDefault(p.type, PieceType.Normal) };
+    const score = orDefault(p.score, 0);
+    if (!Number.isFinite(score)) throw new TokenizerFileError(file, `piece ${i} has score ${score}; expected a finite number`, { field: `pieces[${i}].score` });
+    return { piece: p.piece, score, type: orDefault(p.type, PieceType.Normal) };
   });
   const t = raw.trainerSpec ?? {};
   const n = raw.normalizerSpec ?? {};

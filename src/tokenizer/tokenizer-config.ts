@@ -8,6 +8,9 @@ import * as path from "path";
 import { isJsonObject, JsonObject, JsonValue, readJsonObject } from "../io/json";
 import { TokenizerFileError, UnsupportedTokenizerError } from "./errors";
 
+/** T5 has 100 sentinels; far more is a broken file (1e9 once filled memory building their names). */
+export const MAX_EXTRA_IDS = 10_000;
+
 /** An added token, with the `tokenizers` flags that matter for matching it in text. */
 export interface AddedTokenSpec {
   content: string;
@@ -83,8 +86,8 @@ export async function readTokenizerConfig(dir: string): Promise<TokenizerConfig>
   const unk = named("unk_token", "<unk>");
 
   const extraIds = config["extra_ids"] ?? 100;
-  if (typeof extraIds !== "number" || !Number.isInteger(extraIds) || extraIds < 0) {
-    throw new TokenizerFileError(configFile, `expected a non-negative integer, found ${String(extraIds)}`, {
+  if (typeof extraIds !== "number" || !Number.isInteger(extraIds) || extraIds < 0 || extraIds > MAX_EXTRA_IDS) {
+    throw new TokenizerFileError(configFile, `expected an integer from 0 to ${MAX_EXTRA_IDS}, found ${String(extraIds)}`, {
       field: "extra_ids",
     });
   }

@@ -30,6 +30,10 @@ function vocabOf(model: JsonObject, file: string): Array<[string, number]> {
     if (!Array.isArray(entry) || typeof entry[0] !== "string" || typeof entry[1] !== "number") {
       throw new TokenizerFileError(file, "expected a [piece, score] pair", { field: `model.vocab[${i}]` });
     }
+    // A NaN score wins no comparison, so the piece would silently never be chosen (or always, for Infinity).
+    if (!Number.isFinite(entry[1])) {
+      throw new TokenizerFileError(file, `expected a finite score, found ${entry[1]}`, { field: `model.vocab[${i}]` });
+    }
     return [entry[0], entry[1]];
   });
 }
