@@ -13,6 +13,8 @@ export interface TransformerShape {
   headDim: number;
   captionChannels: number;
   sampleSize: number;
+  /** Stored dtype of the weights (default F32). F16 is what a GPU keeps 16-bit and casts per layer at run time. */
+  dtype?: "F32" | "F16";
 }
 
 /** Tensor name → shape of a PixArtTransformer2DModel state dict (spec §2.9). */
@@ -40,6 +42,37 @@ export function transformerWeightShapes(s: TransformerShape): Map<string, number
   shapes.set("scale_shift_table", [2, d]);
   linear("proj_out", 2 * 2 * 8, d);
   return shapes;
+}
+
+/** The same tensor stored as float16 (round to nearest even; the values here are small normals, no overflow). */
+function toF16(t: TensorToWrite): TensorToWrite {
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  const half = (v: number): number => {
+    f32[0] = v;
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = ((x >>> 23) & 0xff) - 127 + 15;
+    if (exp <= 0) return sign; // below the normal range: flush to zero (not reached by these weights)
+    let mant = x & 0x7fffff;
+    let e = exp;
+    const rest = mant & 0x1fff;
+    mant >>>= 13;
+    if (rest > 0x1000 || (rest === 0x1000 && (mant & 1))) {
+      mant++;
+      if (mant === 0x400) { mant = 0; e++; }
+    }
+    return sign | (e << 10) | mant;
+  };
+  return {
+    name: t.name, dtype: "F16", shape: t.shape,
+    data: async () => {
+      const src = (await (t.data as () => Float32Array | Promise<Float32Array>)()) as Float32Array;
+      const out = new Uint16Array(src.length);
+      for (let i = 0; i < src.length; i++) out[i] = half(src[i]);
+      return out;
+    },
+  };
 }
 
 /** Small deterministic pseudo-random values (xorshift), produced lazily so multi-GB files never sit in memory. */
@@ -79,7 +112,8 @@ export async function writeTransformerPipeline(dir: string, s: TransformerShape)
     use_additional_conditions: false, in_channels: 4, out_channels: 8, patch_size: 2,
   }));
   const shapes = transformerWeightShapes(s);
-  const tensors = [...shapes].map(([name, shape], i) => randomTensor(name, shape, i + 1));
+  const f16 = s.dtype === "F16";
+  const tensors = [...shapes].map(([name, shape], i) => (f16 ? toF16 : (t: TensorToWrite) => t)(randomTensor(name, shape, i + 1)));
   await writeSafetensors(path.join(dir, "transformer", "diffusion_pytorch_model.safetensors"), tensors);
-  return [...shapes.values()].reduce((a, shape) => a + 4 * shape.reduce((x, y) => x * y, 1), 0);
+  return [...shapes.values()].reduce((a, shape) => a + (f16 ? 2 : 4) * shape.reduce((x, y) => x * y, 1), 0);
 }

@@ -14,6 +14,9 @@ import { assertValidPayload, MEMORY_MIME } from "../../src/display/schemas";
 import { PixArtSigmaPipeline } from "../../src/pipeline/pixart-sigma";
 import { ComponentStateError } from "../../src/pipeline/components";
 import { fixturesDir } from "../helpers/paths";
+import { writeTransformerPipeline } from "../helpers/synthetic-checkpoint";
+import * as fs from "fs";
+import * as os from "os";
 
 const TINY = path.join(fixturesDir, "tiny-square", "pipeline");
 const CUDA_HERE = cudaStatus().available;
@@ -134,6 +137,35 @@ describe("gpu options (CPU-checkable parts)", function () {
       assert.ok(bytesIn < steps * (embeds + latentsIn) * 1.5 + 65536, `in: ${bytesIn} (only the step's feeds are counted)`);
     } finally {
       await pipe.dispose();
+    }
+  });
+
+  it("fp16 weights (what the GPU keeps 16-bit): an F16 checkpoint maps half the bytes and predicts like its F32 twin", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pixart-f16-"));
+    const shape = { layers: 2, heads: 2, headDim: 16, captionChannels: CAPTION, sampleSize: 8 };
+    const pipes: PixArtSigmaPipeline[] = [];
+    try {
+      const bytes32 = await writeTransformerPipeline(path.join(dir, "f32"), shape);
+      const bytes16 = await writeTransformerPipeline(path.join(dir, "f16"), { ...shape, dtype: "F16" });
+      assert.strictEqual(bytes16 * 2, bytes32);
+      for (const d of ["f32", "f16"]) pipes.push(await PixArtSigmaPipeline.fromPretrained(path.join(dir, d), { progress: false }));
+      const [t32, t16] = pipes.map((p) => p.transformer!);
+      assert.deepStrictEqual(t16.weightBytes, { F16: bytes16 });
+      assert.ok(t16.built.hasCastWeights, "16-bit weights are cast per layer at run time, not folded into fp32 copies");
+      const input = {
+        hiddenStates: { data: new Float32Array(2 * 4 * 4 * 4).map((_, i) => Math.sin(i)), dims: [2, 4, 4, 4] },
+        encoderHiddenStates: { data: new Float32Array(2 * 3 * CAPTION).map((_, i) => Math.cos(i) * 0.3), dims: [2, 3, CAPTION] },
+        encoderAttentionMask: { data: new BigInt64Array(6).fill(1n), dims: [2, 3] },
+        timestep: [500, 500],
+      };
+      const [a, b] = [await t32.forward(input), await t16.forward(input)];
+      // fp16 rounds each weight by ≤ 2^-11 relative; through 2 blocks that stays well under 1e-2 of the output's scale.
+      const scale = Math.max(...Array.from(a.data, Math.abs));
+      const worst = Math.max(...Array.from(a.data, (v, i) => Math.abs(v - b.data[i])));
+      assert.ok(worst > 0 && worst < 1e-2 * scale, `max diff ${worst} vs scale ${scale}`);
+    } finally {
+      for (const p of pipes) await p.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
