@@ -87,6 +87,11 @@ function legend(ctx: CanvasRenderingContext2D, y: number): void {
   }
 }
 
+/** Rows of the numbered event list: at most 4 columns (so labels stay readable), at least 6 rows. */
+function listRows(events: number): number {
+  return Math.max(1, Math.min(events, Math.max(6, Math.ceil(events / 4))));
+}
+
 function eventList(ctx: CanvasRenderingContext2D, events: readonly MemoryEvent[], y: number, rows: number): void {
   const cols = Math.ceil(events.length / rows);
   const colW = (W - PAD.left) / Math.max(1, cols);
@@ -105,7 +110,7 @@ function eventList(ctx: CanvasRenderingContext2D, events: readonly MemoryEvent[]
 function drawComponents(ctx: CanvasRenderingContext2D, components: readonly ComponentMemory[], y0: number): void {
   const total = (c: ComponentMemory) => Object.values(c.weightBytes).reduce((a: number, b) => a + (b ?? 0), 0);
   const max = Math.max(1, ...components.map(total));
-  const barW = W - PAD.left - PAD.right - 150;
+  const barW = W - PAD.left - PAD.right - 260; // room for the label after the longest bar
   ctx.font = "10px sans-serif";
   components.forEach((c, i) => {
     const y = y0 + i * 18;
@@ -127,8 +132,8 @@ function drawComponents(ctx: CanvasRenderingContext2D, components: readonly Comp
 
 /** The report's PNG: timeline (when there are events) and the per-component weight bars. */
 export function memoryChartPng(components: readonly ComponentMemory[], timeline: readonly MemoryEvent[], footer: string): Buffer {
-  const listRows = Math.min(6, Math.max(1, timeline.length));
-  const timelineH = timeline.length > 0 ? PAD.top + PLOT_H + 36 + listRows * 13 + 8 : 0;
+  const rows = listRows(timeline.length);
+  const timelineH = timeline.length > 0 ? PAD.top + PLOT_H + 36 + rows * 13 + 8 : 0;
   const componentsH = 24 + components.length * 18;
   const height = timelineH + componentsH + 22;
   const canvas = createCanvas(W, height);
@@ -141,7 +146,7 @@ export function memoryChartPng(components: readonly ComponentMemory[], timeline:
     ctx.fillText("process memory over time", 4, 14);
     drawTimeline(ctx, timeline, PAD.top);
     legend(ctx, PAD.top + PLOT_H + 28);
-    eventList(ctx, timeline, PAD.top + PLOT_H + 44, listRows);
+    eventList(ctx, timeline, PAD.top + PLOT_H + 44, rows);
   }
   ctx.fillStyle = COLORS.text;
   ctx.font = "bold 12px sans-serif";
