@@ -1,11 +1,13 @@
 /**
  * Jupyter `error` content (ename, evalue, traceback) for the three ways a cell fails: TypeScript diagnostics, a thrown
- * value, and an interrupt. Stack frames of cell code are mapped back to cell lines where the compiled line can be
- * found in the cell's source; kernel and tslab frames are dropped.
+ * value, and an interrupt. Stack frames of cell code name the cell, line and column (through the cell's source map);
+ * library frames are source-mapped by Node (the kernel runs with --enable-source-maps); kernel, tslab and Node
+ * internal frames are dropped.
  */
 import * as path from "path";
 import { inspect } from "util";
 import type { Diagnostic } from "tslab/dist/converter";
+import { describeCellFrame } from "./cell-locations";
 import type { CompiledCell } from "./executor";
 
 export interface ErrorContent {
@@ -51,53 +53,24 @@ export function compileErrorContent(diagnostics: Diagnostic[], source: string): 
 
 const kernelDir = __dirname + path.sep;
 const tslabDir = `${path.sep}node_modules${path.sep}tslab${path.sep}`;
-const cellFrame = /evalmachine\.<anonymous>:(\d+):(\d+)/;
 
+/** Node's own frames (node:internal, node:events' `Worker.emit` on interrupts, node:vm), tslab's and the kernel's. */
 function isInternalFrame(frame: string): boolean {
-  return frame.includes("node:internal") || frame.includes("node:vm") || frame.includes(tslabDir) || frame.includes(kernelDir);
+  return /\(node:|at node:/.test(frame) || frame.includes(tslabDir) || frame.includes(kernelDir);
 }
 
-/** A compiled line reduced to what the cell's source also contains: no `exports.x = ` prefix, no final `;`. */
-function comparableText(jsLine: string): string {
-  return jsLine
-    .trim()
-    .replace(/^exports\.[\w$]+ = /, "")
-    .replace(/;$/, "");
-}
-
-/** The cell line (1-based) whose text contains compiled line `jsLine` of `cell`, when exactly one does. */
-function cellLineFor(cell: CompiledCell, jsLine: number): number | undefined {
-  const text = comparableText(cell.js.split("\n")[jsLine - 1] ?? "");
-  if (text.length < 3) return undefined;
-  const hits = cell.source.split("\n").flatMap((l, i) => (l.includes(text) ? [i + 1] : []));
-  return hits.length === 1 ? hits[0] : undefined;
-}
-
-/** The line of tslab's wrapper `})(__tslab__.exports, __tslab__.require)` that calls the cell's code. */
-function isWrapperCall(cell: CompiledCell | undefined, jsLine: number): boolean {
-  return cell !== undefined && jsLine === cell.js.split("\n").length + 1;
-}
-
-function describeCellFrame(jsLine: number, cells: readonly CompiledCell[]): string {
-  for (const cell of cells) {
-    const line = cellLineFor(cell, jsLine);
-    if (line !== undefined) {
-      const label = cell.executionCount !== null ? `cell [${cell.executionCount}]` : "cell";
-      return `${label}, line ${line}`;
-    }
+/** Stack frames without the kernel's; frames in cells name the cell, line and column (cell-locations.ts). */
+function frames(stack: string, _cells: readonly CompiledCell[]): string[] {
+  const out: string[] = [];
+  for (const line of stack.split("\n")) {
+    if (!/^\s+at /.test(line) || isInternalFrame(line)) continue;
+    const frame = describeCellFrame(line);
+    if (!frame) continue;
+    out.push(frame.cell ? frame.text.replace(frame.cell.label, cyan(frame.cell.label)) : frame.text);
+    const src = frame.cell?.sourceLine?.trim();
+    if (src) out.push(`        ${src}`);
   }
-  return `compiled cell code, line ${jsLine}`;
-}
-
-function frames(stack: string, cells: readonly CompiledCell[]): string[] {
-  return stack
-    .split("\n")
-    .filter((l) => /^\s+at /.test(l) && !isInternalFrame(l))
-    .filter((l) => {
-      const m = cellFrame.exec(l);
-      return !(m && /^\s+at evalmachine/.test(l) && isWrapperCall(cells[0], Number(m[1])));
-    })
-    .map((l) => l.replace(cellFrame, (_m, jsLine: string) => cyan(describeCellFrame(Number(jsLine), cells))));
+  return out;
 }
 
 function nameAndMessage(e: unknown): { name: string; message: string; stack?: string } {

@@ -1,13 +1,11 @@
 /**
- * Runs cells with tslab's TypeScript converter and executor (TS 5.0 fork, top-level await, imports, local .ts modules)
- * and turns what tslab prints into structured outcomes: the last expression's value, the thrown error, or the
- * compiler diagnostics. tslab reports those through the `console` object it is given, and its converter is reached
- * through the ConverterSet we hand it, so no tslab file is patched.
+ * Runs cells with tslab's TypeScript converter (TS 5.0 fork: type check, declarations carried between cells, imports,
+ * local .ts modules) and the project's cell runner (cell-runner.ts, in place of tslab's executor), and turns the
+ * result into structured outcomes: the last expression's value, the thrown error, or the compiler diagnostics.
  */
-import { format } from "util";
-import { Converter, ConvertResult, createConverter, Diagnostic, CompletionInfo } from "tslab/dist/converter";
-import { ConverterSet, createExecutor, Executor } from "tslab/dist/executor";
+import { CompletionInfo, Diagnostic } from "tslab/dist/converter";
 import { printQuickInfo } from "tslab/dist/inspect";
+import { CellRunner } from "./cell-runner";
 
 export type CellOutcome =
   | { status: "ok"; hasValue: false }
@@ -34,100 +32,45 @@ export interface CellExecutorOptions {
   onPhase?: (phase: ExecutionPhase) => void;
 }
 
-/** A ConverterSet whose Node converter remembers its last result (tslab only prints diagnostics). */
-class RecordingConverters implements ConverterSet {
-  last: ConvertResult | undefined;
-  /** Called after each convert(): tslab runs the code right after it. */
-  afterConvert: () => void = () => {};
-  private nodeConverter: Converter | undefined;
-  private browserConverter: Converter | undefined;
-
-  get node(): Converter {
-    this.nodeConverter ??= this.recording(createConverter({ isJS: false, isBrowser: false }));
-    return this.nodeConverter;
-  }
-
-  get browser(): Converter {
-    this.browserConverter ??= createConverter({ isJS: false, isBrowser: true });
-    return this.browserConverter;
-  }
-
-  private recording(conv: Converter): Converter {
-    return {
-      convert: (prevDecl, src) => {
-        this.last = conv.convert(prevDecl, src);
-        this.afterConvert();
-        return this.last;
-      },
-      inspect: (prevDecl, src, position) => conv.inspect(prevDecl, src, position),
-      complete: (prevDecl, src, position) => conv.complete(prevDecl, src, position),
-      addModule: (name, content, meta) => conv.addModule(name, content, meta),
-      close: () => conv.close(),
-    };
-  }
-
-  close(): void {
-    this.nodeConverter?.close();
-    this.browserConverter?.close();
-  }
-}
-
 export interface CompletionResult extends CompletionInfo {
   /** TypeScript's kind per candidate (e.g. "method", "property"), for the frontend's icons. */
   kinds: Map<string, string>;
 }
 
 export class CellExecutor {
-  private readonly converters = new RecordingConverters();
-  private readonly executor: Executor;
-  private value: { value: unknown } | undefined;
-  private errors: unknown[] = [];
+  private readonly runner: CellRunner;
   private readonly history: CompiledCell[] = [];
   private static readonly keptCells = 100;
 
   constructor(private readonly options: CellExecutorOptions) {
-    this.converters.afterConvert = () => options.onPhase?.("running-sync");
-    this.executor = createExecutor(options.rootDir, this.converters, {
-      log: (value: unknown) => {
-        this.value = { value };
-      },
-      error: (...args: unknown[]) => this.onError(args),
-    });
+    this.runner = new CellRunner(options.rootDir);
   }
 
   /** Creates the TypeScript program now (about a second) rather than at the first cell. */
   warmUp(): void {
-    void this.converters.node;
+    void this.runner.converter.tslab;
   }
 
-  private onError(args: unknown[]): void {
-    // printDiagnostics calls error("%s%d:%d - %s", ...); the structured diagnostics come from the converter instead.
-    if (typeof args[0] === "string" && args.length > 1) {
-      if (!this.converters.last?.diagnostics.length) this.options.writeStderr(format(...args) + "\n");
-      return;
-    }
-    this.errors.push(args[0]);
+  /** The names cells have defined, with their values (tslab's `exports`). */
+  get locals(): Record<string, unknown> {
+    return this.runner.exports;
   }
 
   async run(code: string, executionCount: number | null): Promise<CellOutcome> {
-    this.value = undefined;
-    this.errors = [];
-    this.converters.last = undefined;
-    // execute() compiles and runs the synchronous part of the cell before it returns its promise.
     this.options.onPhase?.("compiling");
-    let executing: Promise<boolean>;
+    let running: ReturnType<CellRunner["run"]>;
     try {
-      executing = this.executor.execute(code);
+      // run() compiles and runs the synchronous part of the cell before it returns its promise.
+      running = this.runner.run(code, executionCount, (sync) => this.options.onPhase?.(sync ? "running-sync" : "idle"));
     } finally {
       this.options.onPhase?.("idle");
     }
-    const ok = await executing;
-    const converted = this.converters.last as ConvertResult | undefined;
+    const result = await running;
+    const converted = result.converted;
     if (converted?.output) this.remember({ executionCount, source: code, js: converted.output });
-    if (converted && converted.diagnostics.length > 0) return { status: "compile-error", diagnostics: converted.diagnostics };
-    if (!ok || this.errors.length > 0) return { status: "error", error: this.errors[0] };
-    const captured = this.value as { value: unknown } | undefined; // set by the log callback during execute()
-    return captured ? { status: "ok", hasValue: true, value: captured.value } : { status: "ok", hasValue: false };
+    if (result.status === "compile-error") return { status: "compile-error", diagnostics: result.converted.diagnostics };
+    if (result.status === "error") return { status: "error", error: result.error };
+    return result.value ? { status: "ok", hasValue: true, value: result.value.value } : { status: "ok", hasValue: false };
   }
 
   private remember(cell: CompiledCell): void {
@@ -142,11 +85,11 @@ export class CellExecutor {
 
   /** Stops the pending await of an async cell (the cell's promise is abandoned, not cancelled). */
   interrupt(): void {
-    this.executor.interrupt();
+    this.runner.interrupt();
   }
 
   complete(code: string, cursor: number): CompletionResult {
-    const info = this.executor.complete(code, cursor);
+    const info = this.runner.converter.tslab.complete(this.runner.prevDecl, code, cursor);
     const kinds = new Map<string, string>();
     for (const entry of info.original?.entries ?? []) kinds.set(entry.name, String(entry.kind));
     return { ...info, kinds };
@@ -154,11 +97,11 @@ export class CellExecutor {
 
   /** Hover text (signature and docs) for the symbol at `cursor`, or undefined. */
   inspect(code: string, cursor: number): string | undefined {
-    const info = this.executor.inspect(code, cursor);
+    const info = this.runner.converter.tslab.inspect(this.runner.prevDecl, code, cursor);
     return info ? printQuickInfo(info) : undefined;
   }
 
   close(): void {
-    this.executor.close();
+    this.runner.close();
   }
 }

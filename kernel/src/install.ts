@@ -16,8 +16,11 @@ import * as path from "path";
 
 export const defaultKernelName = "pixart-ts";
 export const defaultDisplayName = "TypeScript (pixart-ts)";
-/** Node flags the product needs: --expose-gc lets memory reports force a collection before measuring. */
-export const kernelNodeFlags = ["--expose-gc"];
+/**
+ * Node flags the product needs: --expose-gc lets memory reports force a collection before measuring;
+ * --enable-source-maps shows library frames of tracebacks at their src/*.ts lines.
+ */
+export const kernelNodeFlags = ["--expose-gc", "--enable-source-maps"];
 
 export class InstallError extends Error {
   override name = "InstallError";

@@ -21,9 +21,9 @@ describe("kernel install", function () {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("writes absolute node and main.js paths with --expose-gc", () => {
+  it("writes absolute node and main.js paths with --expose-gc and --enable-source-maps", () => {
     const spec = kernelSpec({ main: kernelMain });
-    assert.deepStrictEqual(spec.argv, [process.execPath, "--expose-gc", kernelMain, "{connection_file}"]);
+    assert.deepStrictEqual(spec.argv, [process.execPath, "--expose-gc", "--enable-source-maps", kernelMain, "{connection_file}"]);
     assert.strictEqual(spec.language, "typescript");
     assert.strictEqual(spec.interrupt_mode, "message");
     assert.ok(spec.argv.slice(0, 3).every((p) => p.startsWith("--") || path.isAbsolute(p)));

@@ -86,7 +86,7 @@ export class KernelClient {
     };
     const connectionFile = path.join(dir, "connection.json");
     fs.writeFileSync(connectionFile, JSON.stringify(info));
-    const proc = spawn(process.execPath, ["--expose-gc", kernelMain, connectionFile], {
+    const proc = spawn(process.execPath, ["--expose-gc", "--enable-source-maps", kernelMain, connectionFile], {
       cwd: options.cwd ?? dir,
       stdio: ["ignore", "pipe", "pipe"],
     });
