@@ -17,10 +17,15 @@ import { ATTENTION_MIME } from "./schemas";
 export interface AttentionDisplayOptions {
   /** Longest side of the maps (and image) in the payload, in pixels; larger images are resampled. Default 256. */
   maxSide?: number;
-  /** Longest side of one panel of the PNG. Default 160. */
+  /** Longest side of one panel of the PNG. Default 128. */
   panel?: number;
   /** Panels per line of the PNG (the image, then its words). Default 6. */
   columns?: number;
+  /**
+   * Blend each heat map over the image in the PNG (default true). Off, the heat maps are drawn alone (beside the
+   * image), which keeps the PNG several times smaller for noisy images.
+   */
+  overlay?: boolean;
 }
 
 /** Inferno colour map stops (perceptually uniform, dark → bright), interpolated linearly. */
@@ -100,7 +105,7 @@ export function attentionPayload(maps: AttentionMaps, images?: readonly PixArtIm
 
 /** The PNG: per image a caption line, then the image and one heat map per word (over the image when given), labelled. */
 export function attentionPng(maps: AttentionMaps, images?: readonly PixArtImage[], options: AttentionDisplayOptions = {}): Buffer {
-  const { size, items } = prepare(maps, images, options.panel ?? 160, true);
+  const { size, items } = prepare(maps, images, options.panel ?? 128, true);
   const [ph, pw] = size;
   const columns = Math.max(1, options.columns ?? 6);
   const gap = 6;
@@ -124,7 +129,7 @@ export function attentionPng(maps: AttentionMaps, images?: readonly PixArtImage[
     if (it.rgb) panels.push({ name: "image", pixels: overlay(it.rgb, undefined, ph * pw) });
     it.maps.words.forEach((w, k) => panels.push({
       name: w.truncated ? `${w.text}…` : w.text,
-      pixels: overlay(it.rgb, it.wordMaps.subarray(k * ph * pw, (k + 1) * ph * pw), ph * pw),
+      pixels: overlay(options.overlay === false ? undefined : it.rgb, it.wordMaps.subarray(k * ph * pw, (k + 1) * ph * pw), ph * pw),
     }));
     panels.forEach((p, i) => {
       const x = gap + (i % columns) * (pw + gap);
@@ -138,7 +143,7 @@ export function attentionPng(maps: AttentionMaps, images?: readonly PixArtImage[
     });
     y += lines[r] * (ph + label + gap);
   });
-  return canvas.toBuffer("image/png");
+  return canvas.toBuffer("image/png", { compressionLevel: 9 });
 }
 
 /** RGBA of a heat map blended over the image (40 % image, 60 % colour), or the colour map alone, or the image alone. */

@@ -1,5 +1,6 @@
 /**
- * Executes the tutorial notebooks (notebooks/01-quickstart, 02-under-8gb, 04-memory-profiling) with
+ * Executes the tutorial notebooks (notebooks/01-quickstart, 02-under-8gb, 03-attention-maps,
+ * 04-memory-profiling) with
  * `jupyter execute` against this build's kernel, on the tiny checkpoint, and checks what a reader sees: every cell
  * ran in order, images, live progress and memory reports rendered as rich outputs (custom types valid against their
  * schemas, every PNG decodable), and deleted models really gave their memory back.
@@ -11,8 +12,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { loadImage } from "canvas";
-import type { LatentsPayload } from "../../src/display/payloads";
-import { assertValidPayload, LATENTS_MIME, payloadMimeTypes } from "../../src/display/schemas";
+import type { AttentionPayload, LatentsPayload } from "../../src/display/payloads";
+import { assertValidPayload, ATTENTION_MIME, LATENTS_MIME, payloadMimeTypes } from "../../src/display/schemas";
 import { repoRoot } from "../helpers/paths";
 import { buildRoot } from "../kernel/kernel-client";
 import { run, tempJupyterPath, venvBin } from "../kernel/jupyter-env";
@@ -151,8 +152,28 @@ describe("tutorial notebooks (jupyter execute, tiny checkpoint)", function () {
     assert.ok(checked.pngs >= 4 && checked.payloads >= 4, JSON.stringify(checked));
   });
 
+  it("03-attention-maps: a heat map per word (valid payloads, decodable PNGs), centroids, a steps subset with raw probabilities", async () => {
+    const cells = await execute("03-attention-maps.ipynb");
+    assert.deepStrictEqual(cells.map((c) => c.execution_count), cells.map((_, i) => i + 1));
+    assert.ok(cells.every((c) => !c.outputs!.some((o) => o.output_type === "error")));
+    const bundles = cells.flatMap((c) => c.outputs!.filter((o) => o.data?.[ATTENTION_MIME]));
+    assert.strictEqual(bundles.length, 2);
+    for (const out of bundles) {
+      const payload = out.data![ATTENTION_MIME] as AttentionPayload;
+      assert.deepStrictEqual(payload.images[0].words.map((w) => w.text), ["a", "red", "circle", "at", "the", "top", "left"]);
+      assert.deepStrictEqual(payload.images[0].wordMaps.dims.slice(0, 1), [7]);
+      assert.match(text(out.data!["text/plain"]), /Cross-attention maps/);
+    }
+    assert.deepStrictEqual((bundles[1].data![ATTENTION_MIME] as AttentionPayload).steps, [0, 1]);
+    assert.strictEqual(text(resultOf(cells, "const { height, width }").data!["text/plain"]).match(/ y \d\.\d\d {2}x \d\.\d\d/g)?.length, 7);
+    const stream = cells.flatMap((c) => c.outputs!.filter((o) => o.output_type === "stream")).map((o) => text((o as { text?: unknown }).text)).join("");
+    assert.match(stream, /step 0: [\d.]+% of attention on <\/s> .*\nstep 1: /);
+    const checked = await checkRichOutputs(cells);
+    assert.ok(checked.pngs >= 2 && checked.payloads >= 2, JSON.stringify(checked));
+  });
+
   it("the committed notebooks carry their outputs: valid payloads, decodable PNGs", async () => {
-    for (const name of ["01-quickstart.ipynb", "02-under-8gb.ipynb", "04-memory-profiling.ipynb"]) {
+    for (const name of ["01-quickstart.ipynb", "02-under-8gb.ipynb", "03-attention-maps.ipynb", "04-memory-profiling.ipynb"]) {
       const nb = JSON.parse(fs.readFileSync(path.join(repoRoot(), "notebooks", name), "utf8")) as { cells: Cell[] };
       const code = nb.cells.filter((c) => c.cell_type === "code");
       assert.ok(code.every((c) => c.execution_count !== null), `${name} was not committed executed (run make_tutorials.py --execute)`);

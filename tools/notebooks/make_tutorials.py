@@ -1,4 +1,5 @@
-"""Writes the tutorial notebooks (notebooks/01-quickstart, 02-under-8gb, 04-memory-profiling) from the cells below
+"""Writes the tutorial notebooks (notebooks/01-quickstart, 02-under-8gb, 03-attention-maps,
+04-memory-profiling) from the cells below
 and, with --execute, runs them with this build's kernel so they are committed with their outputs (small PNGs).
 
 The notebooks run on the tiny checkpoint shipped in the repository (DEFAULT_MODEL) so CI can execute them; with the
@@ -204,9 +205,90 @@ display({
     new_code_cell("""await pipe.dispose();"""),
 ]
 
+ATTENTION_MAPS = [
+    new_markdown_cell("""# 03 · Cross-attention maps: which pixels read which word
+
+Every transformer block of PixArt-Σ has a cross-attention layer in which each image patch attends to the prompt's
+T5 tokens. Averaged over heads and blocks and summed over the denoising steps, those attention probabilities give one
+heat map per token, the way [DAAM](https://arxiv.org/abs/2210.04885) does for Stable Diffusion: where the model
+"looks at" each word while it paints. `call({ attention: true })` records them.
+
+How: the transformer's default graph uses a fused attention kernel that never materialises the probabilities, so on
+the recorded steps the pipeline runs a variant of the graph (built on first use, same weights) that recomputes
+softmax(QKᵀ/√d + mask) for the conditional half of the CFG batch. The text has at most 300 tokens, so this costs
+little. Maps are summed over steps, averaged over blocks and heads, upsampled bicubically to the image size and
+clamped at 0; a word's map is the mean of its SentencePiece pieces (EOS and padding belong to no word), scaled to
+[0, 1].
+
+This notebook runs on the small checkpoint in the repository; set `PIXART_MODEL` to a diffusers folder or a cached
+repo id (e.g. `PixArt-alpha/PixArt-Sigma-XL-2-1024-MS`) for real images."""),
+    new_code_cell("""import { PixArtSigmaPipeline, showAttention } from "../dist/src";
+
+__MODEL_LINE__
+const tiny = process.env.PIXART_MODEL === undefined;
+const pipe = await PixArtSigmaPipeline.fromPretrained(MODEL);
+`transformer: ${pipe.transformer!.config.numLayers} blocks × ${pipe.transformer!.config.numAttentionHeads} heads`"""),
+    new_markdown_cell("""One call with `attention: true` records every block at every step. The result's `attention` holds, per
+image, the words with their pieces, the raw per-token maps on the patch grid and the per-word maps at image size.
+`showAttention` draws them: the image, then one heat map per word over it (bright = attended)."""),
+    new_code_cell("""const prompt = "a red circle at the top left";
+const out = await pipe.call({
+  prompt,
+  numInferenceSteps: tiny ? 4 : 20,
+  seed: 0,
+  attention: true,
+  ...(tiny ? { useResolutionBinning: false } : {}), // the tiny model has no aspect-ratio table
+});
+// Heat maps over the image; the tiny random model's images are noise, so there they go beside it.
+showAttention(out.attention!, out.images, { overlay: !tiny })"""),
+    new_markdown_cell("""The words and the pieces they were cut into (a word's map is the mean of its pieces'), and the raw maps:
+`tokenMaps` is `[tokens, gridRows, gridCols]` (EOS included), `wordMaps` is `[words, height, width]`."""),
+    new_code_cell("""const maps = out.attention!.images[0];
+({
+  pieces: maps.words.map((w) => `${w.text} = ${w.tokens.map((t) => maps.tokens[t]).join(" ")}`),
+  tokenMaps: maps.tokenMaps.dims,
+  wordMaps: maps.wordMaps.dims,
+})"""),
+    new_markdown_cell("""Where does each word's attention concentrate? The centroid of its map, as a fraction of the image
+height and width (0, 0 = top left)."""),
+    new_code_cell("""const { height, width } = out.attention!;
+maps.words.map((w, k) => {
+  const m = maps.wordMaps.data.subarray(k * height * width, (k + 1) * height * width);
+  let sum = 0, y = 0, x = 0;
+  m.forEach((v, p) => { sum += v; y += v * Math.floor(p / width); x += v * (p % width); });
+  return `${w.text.padEnd(8)} y ${(y / sum / height).toFixed(2)}  x ${(x / sum / width).toFixed(2)}`;
+}).join("\\n")"""),
+    new_markdown_cell("""Early steps lay out the composition; later ones refine detail. `attention: { layers, steps }` records a
+subset (0-based), and `callbackOnStepEnd` receives each recorded step's raw probabilities,
+`[blocks, images, image tokens, text tokens]`, for analyses of your own. Here: the first half of the steps only,
+and the share of attention that goes to the EOS token at each of them."""),
+    new_code_cell("""const eosShare: string[] = [];
+const early = await pipe.call({
+  prompt,
+  numInferenceSteps: tiny ? 4 : 20,
+  seed: 0,
+  attention: { steps: [0, 1] },
+  ...(tiny ? { useResolutionBinning: false } : {}),
+  callbackOnStepEnd: ({ step, crossAttention }) => {
+    if (!crossAttention) return;
+    const [, , queries, keys] = crossAttention.dims;
+    const eos = maps.tokens.length - 1;
+    let share = 0;
+    for (let r = 0; r < crossAttention.data.length / keys; r++) share += crossAttention.data[r * keys + eos];
+    eosShare.push(`step ${step}: ${(100 * share / (crossAttention.data.length / keys)).toFixed(1)}% of attention on </s> (${queries} patches)`);
+  },
+});
+console.log(eosShare.join("\\n"));
+// Smaller panels, heat maps drawn beside the image rather than over it.
+showAttention(early.attention!, early.images, { panel: 96, overlay: false })"""),
+    new_code_cell("""await pipe.dispose();"""),
+]
+
+
 NOTEBOOKS = {
     "01-quickstart.ipynb": QUICKSTART,
     "02-under-8gb.ipynb": UNDER_8GB,
+    "03-attention-maps.ipynb": ATTENTION_MAPS,
     "04-memory-profiling.ipynb": MEMORY_PROFILING,
 }
 
