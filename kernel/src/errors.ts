@@ -4,6 +4,7 @@
  * library frames are source-mapped by Node (the kernel runs with --enable-source-maps); kernel, tslab and Node
  * internal frames are dropped.
  */
+import * as fs from "fs";
 import * as path from "path";
 import { inspect } from "util";
 import type { Diagnostic } from "tslab/dist/converter";
@@ -54,9 +55,15 @@ export function compileErrorContent(diagnostics: Diagnostic[], source: string): 
 const kernelDir = __dirname + path.sep;
 const tslabDir = `${path.sep}node_modules${path.sep}tslab${path.sep}`;
 
+/** The kernel's own files, also as Node shows them through source maps (kernel/src/<name>.ts). */
+const kernelFiles = new Set(fs.readdirSync(__dirname).filter((f) => f.endsWith(".js")).map((f) => f.slice(0, -3)));
+const kernelSourceFrame = /[\\/]kernel[\\/]src[\\/]([\w-]+)\.ts:\d+/;
+
 /** Node's own frames (node:internal, node:events' `Worker.emit` on interrupts, node:vm), tslab's and the kernel's. */
 function isInternalFrame(frame: string): boolean {
-  return /\(node:|at node:/.test(frame) || frame.includes(tslabDir) || frame.includes(kernelDir);
+  if (/\(node:|at node:/.test(frame) || frame.includes(tslabDir) || frame.includes(kernelDir)) return true;
+  const m = kernelSourceFrame.exec(frame);
+  return m !== null && kernelFiles.has(m[1]!);
 }
 
 /** Stack frames without the kernel's; frames in cells name the cell, line and column (cell-locations.ts). */
@@ -66,7 +73,9 @@ function frames(stack: string, _cells: readonly CompiledCell[]): string[] {
     if (!/^\s+at /.test(line) || isInternalFrame(line)) continue;
     const frame = describeCellFrame(line);
     if (!frame) continue;
-    out.push(frame.cell ? frame.text.replace(frame.cell.label, cyan(frame.cell.label)) : frame.text);
+    // Library objects behind a Proxy (the pipeline's components) print as `Proxy.method`: the method says enough.
+    const text = frame.text.replace(/^(\s+at (?:async )?)Proxy\./, "$1");
+    out.push(frame.cell ? text.replace(frame.cell.label, cyan(frame.cell.label)) : text);
     const src = frame.cell?.sourceLine?.trim();
     if (src) out.push(`        ${src}`);
   }

@@ -19,7 +19,7 @@ import { loadScheduler, type Scheduler } from "../schedulers/scheduler";
 import { T5Tokenizer, toInt64Tensor } from "../tokenizer/t5-tokenizer";
 import { textPreprocessing } from "../tokenizer/text-preprocess";
 import { CleanCaptionUnsupportedError } from "../tokenizer/errors";
-import { kernelCellSignal } from "../runtime/kernel-registry";
+import { kernelCellSignal, throwIfAborted } from "../runtime/kernel-registry";
 import { ProgressEmitter, type ProgressOption } from "../runtime/progress";
 import { CrossAttentionRecorder, resolveAttentionOptions, type AttentionMaps, type AttentionOptions } from "./attention-maps";
 import { PixArtImage, postprocessToNhwc } from "./image";
@@ -153,6 +153,19 @@ export interface PipelineOutput {
   attention?: AttentionMaps;
 }
 
+/**
+ * Where the latest denoising loop got to (`pipe.lastRun`, and `partialRun` on the error that stopped it): after an
+ * interrupt, `latents` are those of the last finished step, to decode (`pipe.decodeLatents(run.latents)`) or inspect.
+ */
+export interface PartialRun {
+  stepsRun: number;
+  numInferenceSteps: number;
+  timesteps: number[];
+  /** Latents after step `stepsRun` (the initial noise when no step finished). */
+  latents: Tensor;
+  finished: boolean;
+}
+
 interface Models extends Record<ModelName, T5EncoderModel | PixArtTransformer2DModel | AutoencoderKL | null> {
   textEncoder: T5EncoderModel | null;
   transformer: PixArtTransformer2DModel | null;
@@ -164,6 +177,8 @@ type LoadOptions = Partial<Record<ModelName, SessionConfig | T5EncoderLoadOption
 export class PixArtSigmaPipeline extends ComponentHost<Models> {
   tokenizer: T5Tokenizer | null;
   scheduler: Scheduler;
+  /** The latest call's denoising loop: its last finished step's latents survive an interrupt (see PartialRun). */
+  lastRun?: PartialRun;
   /** Progress for calls that do not pass their own `progress` option (see FromPretrainedOptions.progress). */
   progress?: ProgressOption;
 
@@ -369,9 +384,13 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const signal = options.signal ?? kernelCellSignal();
     let stepsRun = 0;
     const denoiseLabel = `denoise (${timesteps.length} steps)`;
+    const run: PartialRun = { stepsRun: 0, numInferenceSteps: timesteps.length, timesteps: [...timesteps], latents, finished: false };
+    this.lastRun = run;
     latents = await progress.stage("denoise", denoiseLabel, { component: "transformer", totalSteps: timesteps.length }, () => this.stage(denoiseLabel, "transformer", async () => {
       for (const [i, t] of timesteps.entries()) {
-        signal?.throwIfAborted();
+        run.latents = latents;
+        run.stepsRun = stepsRun;
+        throwIfAborted(signal);
         const modelInput = doCfg ? catBatch(latents, latents) : latents;
         const scaled = { data: scheduler.scaleModelInput(modelInput.data, t), dims: modelInput.dims };
         const input = { hiddenStates: scaled, encoderHiddenStates: embeds, encoderAttentionMask: mask, timestep: new Array(modelInput.dims[0]).fill(t) };
@@ -395,7 +414,11 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
         if (go === false) break;
       }
       return latents;
+    }).catch((e: unknown) => {
+      if (e !== null && typeof e === "object" && Object.isExtensible(e)) Object.assign(e, { partialRun: run });
+      throw e;
     }));
+    Object.assign(run, { latents, stepsRun, finished: true });
     const output = binning ? { height: origHeight, width: origWidth } : { height, width };
     const attention = recorder && this.attentionMaps(recorder, encoded, options.maxSequenceLength ?? 300, numImagesPerPrompt,
       [latentShape[2] / transformer.config.patchSize, latentShape[3] / transformer.config.patchSize], { height, width }, output);

@@ -32,3 +32,17 @@ export function kernelRegistry<B extends KernelHooks, T>(): KernelRegistry<B, T>
 export function kernelCellSignal(): AbortSignal | undefined {
   return kernelRegistry().bridge?.cellSignal();
 }
+
+/**
+ * `signal.throwIfAborted()` with a fresh error (the reason's name and message, the reason as `cause`) when the reason
+ * is an Error: a kernel interrupt's reason is made inside the kernel, so its stack would point there; this one's
+ * stack shows where the work stopped and which cell line awaited it.
+ */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  const reason: unknown = signal.reason;
+  if (!(reason instanceof Error)) throw reason;
+  const fresh = new Error(reason.message, { cause: reason });
+  fresh.name = reason.name;
+  throw fresh;
+}
