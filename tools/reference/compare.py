@@ -11,6 +11,15 @@ import torch
 from safetensors.torch import load_file
 
 TENSOR_ATOL = 1e-6
+# Tensors derived from a whole pipeline run, whose latents differ between CPUs (torch's kernels) far more than 1e-6:
+# fed another machine's committed trajectory, this machine's attention processor gave probabilities 1.0e-6, token
+# maps 5.7e-7 and min-max normalised word maps 8.9e-6 away from its own run's. Bounds with a 10x margin; a change
+# in what is computed moves these by far more.
+TENSOR_ATOL_BY_KEY = {
+    "attention.pipeline.probs": 1e-5,
+    "attention.pipeline.token_maps": 1e-5,
+    "attention.pipeline.word_maps": 1e-4,
+}
 
 
 def list_files(root: str) -> set[str]:
@@ -64,11 +73,12 @@ def compare_safetensors(expected: str, actual: str) -> list[str]:
         elif key not in want:
             problems.append(f"tensor {key} generated but not committed")
         else:
-            problems += [f"tensor {key}: {p}" for p in compare_tensor(want[key], got[key])]
+            atol = TENSOR_ATOL_BY_KEY.get(key, TENSOR_ATOL)
+            problems += [f"tensor {key}: {p}" for p in compare_tensor(want[key], got[key], atol)]
     return problems
 
 
-def compare_tensor(want: torch.Tensor, got: torch.Tensor) -> list[str]:
+def compare_tensor(want: torch.Tensor, got: torch.Tensor, atol: float = TENSOR_ATOL) -> list[str]:
     if want.dtype != got.dtype:
         return [f"dtype {got.dtype}, committed {want.dtype}"]
     if want.shape != got.shape:
@@ -80,9 +90,9 @@ def compare_tensor(want: torch.Tensor, got: torch.Tensor) -> list[str]:
         return [f"{differing} integer values differ"] if differing else []
     diff = (want.double() - got.double()).abs()
     worst = float(diff.max())
-    if not worst <= TENSOR_ATOL:
+    if not worst <= atol:
         index = tuple(int(i) for i in torch.unravel_index(torch.argmax(diff), diff.shape))
-        return [f"max abs diff {worst:.3g} > {TENSOR_ATOL} at {list(index)} "
+        return [f"max abs diff {worst:.3g} > {atol} at {list(index)} "
                 f"(committed {float(want[index]):.9g}, generated {float(got[index]):.9g})"]
     return []
 
