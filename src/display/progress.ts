@@ -67,7 +67,15 @@ export class LiveProgress {
   /** `send` shows a bundle under the display id (a new output the first time, an update after); display() by default. */
   constructor(readonly operation: PipelineOperation, private readonly send: ProgressSend = (bundle, options) => void display(bundle, options)) {}
 
-  readonly listener = (event: ProgressEvent): void => this.handle(event);
+  readonly listener = (event: ProgressEvent): void => {
+    try {
+      this.handle(event);
+    } catch (e) {
+      // The emitter drops a listener that throws, so no "end" would come to stop the ticker.
+      clearInterval(this.ticker);
+      throw e;
+    }
+  };
 
   private handle(event: ProgressEvent): void {
     this.elapsedMs = event.elapsedMs;
@@ -113,7 +121,12 @@ export class LiveProgress {
 
   /** Refreshes the elapsed time of a long stage (a load, the encoder, the VAE) that sends nothing by itself. */
   private tick(): void {
-    if (this.current && this.current.stage !== "denoise" && Date.now() - this.lastSent >= TICK_MS) this.show(this.statusBundle());
+    try {
+      if (this.current && this.current.stage !== "denoise" && Date.now() - this.lastSent >= TICK_MS) this.show(this.statusBundle());
+    } catch (e) {
+      clearInterval(this.ticker);
+      console.warn(`pixart-ts: progress display stopped: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   private show(bundle: MimeBundle): void {
