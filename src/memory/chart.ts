@@ -10,7 +10,7 @@ import type { ComponentMemory, MemoryEvent } from "./report";
 const W = 720;
 const PAD = { left: 64, right: 16, top: 24 };
 const PLOT_H = 200;
-const COLORS = { anon: "#4c78a8", file: "#9ecae9", peak: "rgba(228, 87, 86, 0.25)", peakLine: "#e45756", text: "#222222", grid: "#e6e6e6", weights: "#bab0ac", resident: "#54a24b" };
+const COLORS = { gpu: "#f58518", anon: "#4c78a8", file: "#9ecae9", peak: "rgba(228, 87, 86, 0.25)", peakLine: "#e45756", text: "#222222", grid: "#e6e6e6", weights: "#bab0ac", resident: "#54a24b" };
 
 function niceStep(max: number): number {
   const raw = max / 4;
@@ -38,7 +38,7 @@ function axis(ctx: CanvasRenderingContext2D, maxBytes: number, y0: number, h: nu
 
 function drawTimeline(ctx: CanvasRenderingContext2D, events: readonly MemoryEvent[], y0: number): void {
   const tEnd = Math.max(1, ...events.map((e) => e.at));
-  const maxBytes = Math.max(1, ...events.map((e) => Math.max(e.memory.rss, e.memory.rssAnon + e.memory.rssFile, e.peakDuring ?? 0)));
+  const maxBytes = Math.max(1, ...events.map((e) => Math.max(e.memory.rss, e.memory.rssAnon + e.memory.rssFile, e.peakDuring ?? 0, e.gpuUsed ?? 0, e.gpuPeakDuring ?? 0)));
   const top = axis(ctx, maxBytes, y0, PLOT_H);
   const plotW = W - PAD.left - PAD.right;
   const x = (t: number) => PAD.left + (Math.max(0, t) / tEnd) * plotW;
@@ -65,6 +65,7 @@ function drawTimeline(ctx: CanvasRenderingContext2D, events: readonly MemoryEven
     ctx.fillStyle = COLORS.file;
     ctx.fillRect(x1, y(e.memory.rssAnon + e.memory.rssFile), w, y(e.memory.rssAnon) - y(e.memory.rssAnon + e.memory.rssFile));
   });
+  drawGpu(ctx, events, x, y);
   ctx.font = "9px sans-serif";
   ctx.fillStyle = COLORS.text;
   events.forEach((e, i) => ctx.fillText(String(i + 1), x(e.at) + 1, Math.max(y0 + 9, y(e.memory.rss) - 3)));
@@ -74,8 +75,33 @@ function drawTimeline(ctx: CanvasRenderingContext2D, events: readonly MemoryEven
   ctx.fillText(endLabel, W - PAD.right - ctx.measureText(endLabel).width, y0 + PLOT_H + 12);
 }
 
-function legend(ctx: CanvasRenderingContext2D, y: number): void {
-  const items: [string, string][] = [[COLORS.anon, "RSS anonymous"], [COLORS.file, "RSS file-backed (mapped weights)"], [COLORS.peak, "peak during a run"]];
+/** GPU memory of the process (once a component was on a GPU): a step line, and each run's sampled peak as a tick. */
+function drawGpu(ctx: CanvasRenderingContext2D, events: readonly MemoryEvent[], x: (t: number) => number, y: (b: number) => number): void {
+  const gpu = events.filter((e) => e.gpuUsed !== undefined);
+  if (gpu.length === 0) return;
+  ctx.strokeStyle = COLORS.gpu;
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  gpu.forEach((e, i) => {
+    const x2 = i + 1 < gpu.length ? x(gpu[i + 1].at) : x(e.at) + 4;
+    if (i === 0) ctx.moveTo(x(e.at), y(e.gpuUsed!));
+    else ctx.lineTo(x(e.at), y(e.gpuUsed!));
+    ctx.lineTo(x2, y(e.gpuUsed!));
+  });
+  ctx.stroke();
+  for (const e of events) {
+    if (e.gpuPeakDuring === undefined) continue;
+    ctx.beginPath();
+    ctx.moveTo(x(e.at - (e.durationMs ?? 0)), y(e.gpuPeakDuring));
+    ctx.lineTo(Math.max(x(e.at), x(e.at - (e.durationMs ?? 0)) + 2), y(e.gpuPeakDuring));
+    ctx.stroke();
+  }
+  ctx.lineWidth = 1;
+}
+
+function legend(ctx: CanvasRenderingContext2D, y: number, gpu = false): void {
+  const items: [string, string][] = [[COLORS.anon, "RSS anonymous"], [COLORS.file, "RSS file-backed (mapped weights)"], [COLORS.peak, "peak during a run"],
+    ...(gpu ? [[COLORS.gpu, "GPU (this process)"] as [string, string]] : [])];
   let x = PAD.left;
   ctx.font = "10px sans-serif";
   for (const [color, label] of items) {
@@ -124,7 +150,8 @@ function drawComponents(ctx: CanvasRenderingContext2D, components: readonly Comp
       ctx.fillRect(PAD.left + 40, y, (Math.min(c.residentWeightBytes, weights) / max) * barW, 12);
     }
     const dtypes = Object.keys(c.weightBytes).join("+");
-    const text = c.loaded ? `${formatBytes(weights)} ${dtypes}, ${formatBytes(c.residentWeightBytes)} resident` : "not loaded";
+    const onGpu = c.gpuBytes === undefined ? "" : `, ${formatBytes(c.gpuBytes)} on ${c.device ?? "GPU"}`;
+    const text = c.loaded ? `${formatBytes(weights)} ${dtypes}, ${formatBytes(c.residentWeightBytes)} resident${onGpu}` : "not loaded";
     ctx.fillStyle = COLORS.text;
     ctx.fillText(text, PAD.left + 46 + (c.loaded ? (weights / max) * barW : 0), y + 10);
   });
@@ -145,7 +172,7 @@ export function memoryChartPng(components: readonly ComponentMemory[], timeline:
   if (timeline.length > 0) {
     ctx.fillText("process memory over time", 4, 14);
     drawTimeline(ctx, timeline, PAD.top);
-    legend(ctx, PAD.top + PLOT_H + 28);
+    legend(ctx, PAD.top + PLOT_H + 28, timeline.some((e) => e.gpuUsed !== undefined));
     eventList(ctx, timeline, PAD.top + PLOT_H + 44, rows);
   }
   ctx.fillStyle = COLORS.text;

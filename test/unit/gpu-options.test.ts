@@ -17,6 +17,7 @@ import { fixturesDir } from "../helpers/paths";
 import { writeTransformerPipeline } from "../helpers/synthetic-checkpoint";
 import * as fs from "fs";
 import * as os from "os";
+import { createCanvas, loadImage } from "canvas";
 
 const TINY = path.join(fixturesDir, "tiny-square", "pipeline");
 const CUDA_HERE = cudaStatus().available;
@@ -236,6 +237,16 @@ describe("gpu options (CPU-checkable parts)", function () {
         assertValidPayload(MEMORY_MIME, JSON.parse(JSON.stringify(report)));
         assert.match(report.toString(), /GPU: 600\.0 MiB held by this process/);
         assert.match(report.toString(), /GPU peak during/);
+        // The PNG of the notebook bundle draws the GPU line (#f58518) once there are GPU readings.
+        const png = report.toPng();
+        if (process.env.PIXART_SAVE_CHART) fs.writeFileSync(process.env.PIXART_SAVE_CHART, png);
+        const img = await loadImage(png);
+        const ctx = createCanvas(img.width, img.height).getContext("2d");
+        ctx.drawImage(img, 0, 0);
+        const px = ctx.getImageData(0, 0, img.width, img.height).data;
+        let orange = 0;
+        for (let i = 0; i < px.length; i += 4) if (px[i] === 0xf5 && px[i + 1] === 0x85 && px[i + 2] === 0x18) orange++;
+        assert.ok(orange > 50, `${orange} pixels of the GPU colour in the chart`);
       } finally {
         await pipe.dispose();
       }
