@@ -55,7 +55,7 @@ export function upscaleFor(height: number, width: number, min = 128, max = 512):
   return Math.max(1, Math.min(Math.ceil(min / side), Math.floor(max / side) || 1));
 }
 
-/** Draws RGB [h, w, 3] (one batch item) at (x, y), each pixel as a zoom×zoom square. */
+/** Draws RGB [h, w, 3] (one batch item) at (x, y), scaled by zoom (nearest-neighbour up, smoothed down). */
 export function drawRgb(ctx: CanvasRenderingContext2D, rgb: Uint8Array, offset: number, height: number, width: number, x: number, y: number, zoom: number): void {
   const small = createCanvas(width, height);
   const sctx = small.getContext("2d");
@@ -67,7 +67,7 @@ export function drawRgb(ctx: CanvasRenderingContext2D, rgb: Uint8Array, offset: 
     img.data[p * 4 + 3] = 255;
   }
   sctx.putImageData(img, 0, 0);
-  ctx.imageSmoothingEnabled = false;
+  ctx.imageSmoothingEnabled = zoom < 1;
   ctx.drawImage(small, x, y, width * zoom, height * zoom);
 }
 
@@ -75,6 +75,9 @@ export interface PreviewTile {
   /** uint8 RGB [B, h, w, 3]. */
   rgb: Uint8Array;
   label: string;
+  /** Its own size when it differs from the grid's (e.g. a VAE-decoded image beside latent previews); drawn at the same size. */
+  height?: number;
+  width?: number;
 }
 
 /**
@@ -100,7 +103,9 @@ export function previewPng(tiles: PreviewTile[], dims: { batch: number; height: 
   tiles.forEach((tile, i) => {
     const x = (i % columns) * (tileW + gap);
     const y = Math.floor(i / columns) * (tileH + label + gap);
-    for (let n = 0; n < dims.batch; n++) drawRgb(ctx, tile.rgb, n * dims.height * dims.width * 3, dims.height, dims.width, x + n * (dims.width * zoom + 2), y, zoom);
+    const [h, w] = [tile.height ?? dims.height, tile.width ?? dims.width];
+    const scale = (dims.height * zoom) / h;
+    for (let n = 0; n < dims.batch; n++) drawRgb(ctx, tile.rgb, n * h * w * 3, h, w, x + n * (dims.width * zoom + 2), y, scale);
     ctx.fillStyle = "#333333";
     ctx.fillText(tile.label, x + 2, y + tileH + 12);
   });

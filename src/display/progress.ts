@@ -7,7 +7,7 @@
  */
 import { encodeUint8, quantizeUint8 } from "./arrays";
 import { display, getKernelBridge, newDisplayId, type MimeBundle } from "./display";
-import { latentsToRgb, previewPng, projectionFor, type LatentProjection } from "./latent-preview";
+import { latentsToRgb, previewPng, projectionFor, type LatentProjection, type PreviewTile } from "./latent-preview";
 import type { LatentStep, LatentsPayload } from "./payloads";
 import { LATENTS_MIME } from "./schemas";
 import { setDefaultProgress, type PipelineOperation, type PipelineStage, type ProgressEvent, type StepEvent } from "../runtime/progress";
@@ -61,6 +61,8 @@ export class LiveProgress {
   private stride = 1;
   private last: KeptStep | undefined;
   private finalLatents: Float32Array | undefined;
+  /** The last VAE-decoded preview (call({ previewDecodeEvery })): uint8 RGB [B, H, W, 3]. */
+  private decoded: { step: number; rgb: Uint8Array; height: number; width: number } | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private lastSent = 0;
 
@@ -111,6 +113,10 @@ export class LiveProgress {
     const step: KeptStep = { step: event.step, timestep: event.timestep, elapsedMs: event.elapsedMs, rgb: latentsToRgb(data, dims, this.projection) };
     this.last = step;
     this.finalLatents = Float32Array.from(data);
+    if (event.decoded) {
+      const [, height, width] = event.decoded.dims;
+      this.decoded = { step: event.step, rgb: Uint8Array.from(event.decoded.data, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255)), height, width };
+    }
     if ((event.step - 1) % this.stride === 0) this.kept.push(step);
     if (this.kept.length >= 2 * KEPT_STEPS) {
       this.kept = this.kept.filter((_, i) => i % 2 === 0);
@@ -164,7 +170,7 @@ export class LiveProgress {
       ...(denoising ? { etaMs: s.etaMs, itPerSec: s.itPerSec } : {}),
     });
     const caption = denoising ? `step ${s.step}/${s.totalSteps} · ETA ${formatDuration(s.etaMs)} · ${s.itPerSec.toFixed(2)} it/s` : this.statusLine();
-    const png = this.png([this.last], { caption, fraction: s.step / s.totalSteps });
+    const png = this.png([this.last], { caption, fraction: s.step / s.totalSteps, columns: 2 });
     return { [LATENTS_MIME]: payload, "image/png": png, "text/plain": text };
   }
 
@@ -200,7 +206,8 @@ export class LiveProgress {
 
   private png(steps: KeptStep[], options: { columns?: number; caption?: string; fraction?: number }): string {
     const [b, , h, w] = this.latentDims!;
-    const tiles = steps.map((k) => ({ rgb: k.rgb, label: `step ${k.step} · t=${Math.round(k.timestep)}` }));
+    const tiles: PreviewTile[] = steps.map((k) => ({ rgb: k.rgb, label: `step ${k.step} · t=${Math.round(k.timestep)}` }));
+    if (this.decoded && options.fraction !== undefined) tiles.push({ ...this.decoded, label: `VAE decode, step ${this.decoded.step}` });
     return previewPng(tiles, { batch: b, height: h, width: w }, options).toString("base64");
   }
 }

@@ -138,6 +138,11 @@ export interface CallOptions extends Omit<EncodePromptOptions, "doClassifierFree
    * blocks and steps (0-based) to record. The transformer then runs its attention-map graph variant on those steps.
    */
   attention?: boolean | AttentionOptions;
+  /**
+   * While progress is shown: every n steps also decode the latents with the VAE for the preview (one VAE run each
+   * time, counted in the step's time). Without it the preview is the cheap linear latent-to-RGB map.
+   */
+  previewDecodeEvery?: number;
 }
 
 export interface PipelineOutput {
@@ -409,7 +414,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
         latents = { data: scheduler.step(noisePred.data, t, latents.data, stepOptions), dims: latents.dims };
         checkFinite("denoise (latents after the scheduler step)", latents, i);
         stepsRun = i + 1;
-        progress.step(stepsRun, timesteps.length, t, latents);
+        progress.step(stepsRun, timesteps.length, t, latents, await this.previewDecode(progress, stepsRun, latents, options.previewDecodeEvery));
         const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: t, latents, ...(crossAttention && { crossAttention }) });
         if (go === false) break;
       }
@@ -457,6 +462,13 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       (progress) => this.decodeToTensor(latents, options, progress))));
   }
 
+  /** The VAE-decoded preview for progress listeners on every n-th step (see CallOptions.previewDecodeEvery). */
+  private async previewDecode(progress: ProgressEmitter, step: number, latents: Tensor, every: number | undefined): Promise<Tensor | undefined> {
+    const vae = this.vae;
+    if (every === undefined || !progress.active || !vae || step % every !== 0) return undefined;
+    return postprocessToNhwc(await vae.decode(latents));
+  }
+
   private async decodeToTensor(latents: Tensor, size: { height?: number; width?: number }, progress: ProgressEmitter): Promise<Tensor> {
     const vae = this.vae;
     if (!vae) throw new ComponentMissingError("vae", "to decode latents (or use outputType: \"latent\")");
@@ -479,6 +491,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     if (options.guidanceScale !== undefined) checkFiniteNumber("guidanceScale", options.guidanceScale);
     if (options.eta !== undefined) checkFiniteNumber("eta", options.eta);
     if (options.latents !== undefined) checkTensor("latents", options.latents, "float32");
+    if (options.previewDecodeEvery !== undefined) checkInteger("previewDecodeEvery", options.previewDecodeEvery, 1, numTrain, "num_train_timesteps of the scheduler");
     checkEncodeOptions(options);
   }
 

@@ -70,6 +70,8 @@ export interface StepEvent extends EventBase {
    * array: read it during the call, copy what you keep.
    */
   latents: ProgressTensor;
+  /** With call({ previewDecodeEvery: n }), on every n-th step: the latents decoded by the VAE, NHWC RGB in [0, 1]. */
+  decoded?: ProgressTensor;
 }
 
 export type ProgressEvent = OperationBeginEvent | OperationEndEvent | StageStartEvent | StageEndEvent | StepEvent;
@@ -146,12 +148,12 @@ export class ProgressEmitter {
   }
 
   /** Step k (1-based) of the denoise stage has finished with these latents. */
-  step(step: number, totalSteps: number, timestep: number, latents: ProgressTensor): void {
+  step(step: number, totalSteps: number, timestep: number, latents: ProgressTensor, decoded?: ProgressTensor): void {
     if (!this.listener) return;
     const stageElapsedMs = Date.now() - (this.stageStart.get("denoise")?.at ?? this.began);
     const itPerSec = stageElapsedMs > 0 ? (step * 1000) / stageElapsedMs : 0;
     const etaMs = step > 0 ? (stageElapsedMs / step) * (totalSteps - step) : 0;
-    this.emit({ type: "step", stage: "denoise", step, totalSteps, timestep, stageElapsedMs, itPerSec, etaMs, latents });
+    this.emit({ type: "step", stage: "denoise", step, totalSteps, timestep, stageElapsedMs, itPerSec, etaMs, latents, ...(decoded ? { decoded } : {}) });
   }
 
   /** Ends the operation; call once, from a finally block. */

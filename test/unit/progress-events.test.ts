@@ -67,6 +67,14 @@ describe("pipeline progress events", function () {
     assert.deepStrictEqual(last, out.latents!.data);
   });
 
+  it("previewDecodeEvery: the VAE-decoded image on every n-th step event; a bad value is a typed error", async () => {
+    const decoded: [number, number[]][] = [];
+    await pipe.call({ ...small, numInferenceSteps: 5, outputType: "latent", previewDecodeEvery: 2,
+      progress: (e) => { if (e.type === "step" && e.decoded) decoded.push([e.step, [...e.decoded.dims]]); } });
+    assert.deepStrictEqual(decoded, [[2, [1, 64, 64, 3]], [4, [1, 64, 64, 3]]]);
+    await assert.rejects(pipe.call({ ...small, previewDecodeEvery: 0 }), { name: "PipelineArgumentError", message: /previewDecodeEvery: must be an integer from 1/ });
+  });
+
   it("encodePrompt, load and decodeLatents are operations of their own", async () => {
     const events: ProgressEvent[] = [];
     const progress = (e: ProgressEvent) => events.push(e);
