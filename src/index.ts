@@ -9,6 +9,7 @@ export { PixArtImage } from "./pipeline/image";
 export type { AttentionMaps, AttentionOptions, AttentionWord, ImageAttentionMaps } from "./pipeline/attention-maps";
 export { CrossAttentionOptionError } from "./models/pixart-transformer-2d-attention";
 export { attentionBundle, showAttention } from "./display/attention";
+export { inspect, imageGridBundle } from "./display/faces";
 export { T5EncoderModel } from "./models/t5-encoder";
 export { PixArtTransformer2DModel } from "./models/pixart-transformer-2d";
 export { AutoencoderKL } from "./models/autoencoder-kl";

@@ -10,6 +10,7 @@
 import { randomBytes } from "crypto";
 import { inspect } from "util";
 import { kernelRegistry, type KernelHooks, type KernelRegistry } from "../runtime/kernel-registry";
+import { faceBundle } from "./faces";
 
 /** The method key of objects that render themselves: the same convention as Deno's Jupyter kernel. */
 export const jupyterDisplay: unique symbol = Symbol.for("Jupyter.display");
@@ -161,7 +162,7 @@ function bundleFromDisplayable(value: Displayable, produced: unknown): MimeBundl
  * text/plain fallback added when missing), otherwise util.inspect text. Async only when the value's display method is.
  */
 export function toMimeBundle(value: unknown): MimeBundle | Promise<MimeBundle> {
-  if (!isDisplayable(value)) return { "text/plain": textFallback(value) };
+  if (!isDisplayable(value)) return faceBundle(value) ?? { "text/plain": textFallback(value) };
   const produced = value[jupyterDisplay]();
   if (produced instanceof Promise) return produced.then((p) => bundleFromDisplayable(value, p));
   return bundleFromDisplayable(value, produced);

@@ -9,6 +9,8 @@ import type { BuiltModel } from "../onnx/graph";
 import { assertCuda, deviceName, deviceOfProviders, parseDevice, type Device } from "../onnx/device";
 import { createSession, pickSessionConfig, sessionProviders, type ModelSession, type SessionConfig } from "../onnx/session";
 import { WorkerSession } from "../onnx/worker-session";
+import { formatBytes } from "../memory/probes";
+import { configPairs, inspectCustom, wrapPairs } from "../runtime/face";
 import { checkUnchanged, fingerprintFiles, type FileFingerprint } from "../io/file-guard";
 
 /** The weight files of each session as they were when it was made (checked before every run). */
@@ -78,6 +80,17 @@ export abstract class OrtModel {
     sessionFiles.set(session, files);
     sessionConfigs.set(session, pickSessionConfig(config));
     return session;
+  }
+
+  /** The short face: class, device, weights by dtype, key config (util.inspect and notebooks). */
+  [inspectCustom](): string {
+    const bytes = Object.entries(this.weightBytes).filter(([, n]) => n);
+    const total = bytes.reduce((a, [, n]) => a + (n ?? 0), 0);
+    const weights = bytes.length ? `${formatBytes(total)} (${bytes.map(([d, n]) => `${d} ${formatBytes(n ?? 0)}`).join(", ")})` : "none external";
+    const head = `${this.constructor.name} on ${this.released ? "— (released)" : this.device} · weights ${weights}`;
+    const config = (this as { config?: object }).config;
+    const runs = this.hostTraffic.runs ? [`  runs ${this.hostTraffic.runs}`] : [];
+    return [head, ...(config ? wrapPairs(configPairs(config), "  ").slice(0, 8) : []), ...runs].join("\n");
   }
 
   /** Where this model's session runs: "cpu", "cuda" or "cuda:N". */

@@ -4,6 +4,7 @@
 import * as fs from "fs";
 import { createCanvas } from "canvas";
 import type { Tensor } from "../models/model";
+import { inspectCustom } from "../runtime/face";
 
 /** VAE output in [-1, 1], NCHW → values in [0, 1], NHWC (diffusers `output_type="np"`). */
 export function postprocessToNhwc(image: Tensor): Tensor {
@@ -78,5 +79,10 @@ export class PixArtImage {
 
   toString(): string {
     return `PixArtImage ${this.width}×${this.height}`;
+  }
+
+  /** util.inspect shows the size, not the pixel bytes. */
+  [inspectCustom](): string {
+    return this.toString();
   }
 }

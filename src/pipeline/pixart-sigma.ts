@@ -20,6 +20,8 @@ import { T5Tokenizer, toInt64Tensor } from "../tokenizer/t5-tokenizer";
 import { textPreprocessing } from "../tokenizer/text-preprocess";
 import { CleanCaptionUnsupportedError } from "../tokenizer/errors";
 import { kernelCellSignal, throwIfAborted } from "../runtime/kernel-registry";
+import { inspectCustom } from "../runtime/face";
+import { pipelineFace } from "./face";
 import { ProgressEmitter, type ProgressOption } from "../runtime/progress";
 import { CrossAttentionRecorder, resolveAttentionOptions, type AttentionMaps, type AttentionOptions } from "./attention-maps";
 import { PixArtImage, postprocessToNhwc } from "./image";
@@ -200,6 +202,11 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
   declare textEncoder?: T5EncoderModel | null;
   declare transformer?: PixArtTransformer2DModel | null;
   declare vae?: AutoencoderKL | null;
+
+  /** The short face (components loaded or not, scheduler, size); `inspect(pipe)` from display/ shows everything. */
+  [inspectCustom](): string {
+    return pipelineFace(this);
+  }
 
   /** Loads a diffusers-format PixArt-Σ folder, or a repo id already in the Hugging Face cache (offline). */
   static async fromPretrained(dirOrRepoId: string, options: FromPretrainedOptions = {}): Promise<PixArtSigmaPipeline> {

@@ -1,5 +1,6 @@
 /** State and checks every scheduler here shares: config, training tables, timestep bookkeeping, step noise. */
 
+import { inspectCustom, shortList, wrapPairs } from "../runtime/face";
 import { randnTensor } from "../random/randn-tensor";
 import { TorchGenerator } from "../random/torch-generator";
 import { ConfigSchema, resolveConfig, SchedulerConfig } from "./config";
@@ -37,6 +38,16 @@ export abstract class SchedulerBase<P extends BetaConfig> implements Scheduler {
   abstract get initNoiseSigma(): number;
   abstract setTimesteps(numInferenceSteps: number | null | undefined, options?: SetTimestepsOptions): void;
   abstract step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options?: StepOptions): Float32Array;
+
+  /** The short face: class, key options, timesteps (util.inspect and notebooks). */
+  [inspectCustom](): string {
+    const keys = ["num_train_timesteps", "beta_schedule", "beta_start", "beta_end", "prediction_type", "timestep_spacing",
+      "steps_offset", "solver_order", "algorithm_type", "solver_type", "lower_order_final", "use_karras_sigmas", "variance_type"];
+    const cfg = this.config as Record<string, unknown>;
+    const pairs = keys.filter((k) => cfg[k] !== undefined && cfg[k] !== null).map((k) => [k, cfg[k]] as const);
+    const steps = this.timesteps.length ? `timesteps ${shortList(this.timesteps)}` : "timesteps not set (setTimesteps(n))";
+    return [this.className, ...wrapPairs(pairs, "  "), `  ${steps}`].join("\n");
+  }
 
   protected constructor(
     readonly className: SchedulerClassName,

@@ -2,7 +2,7 @@
  * What a notebook user keeps when a long pipeline call is interrupted, and where tracebacks point: an interrupted
  * 500-step call leaves the finished steps' latents on pipe.lastRun (decodable), the interrupt's traceback names the
  * cell line that awaited the call and the library line (src/*.ts) where it stopped, and an error thrown inside the
- * library is shown at its src/*.ts line too.
+ * library is shown at its src/*.ts line too. The pipeline's face is short, and an array of images is one grid output.
  */
 import * as assert from "assert";
 import * as path from "path";
@@ -54,6 +54,19 @@ describe("kernel: partial results and tracebacks of pipeline calls", function ()
     // What ran before the interrupt stays defined (the const on line 1).
     assert.strictEqual(await value("prompt"), "'a cat'");
     assert.strictEqual(await value("(await pipe.decodeLatents(pipe.lastRun!.latents)).length"), "1");
+  });
+
+  it("shows the pipeline's short face, and an array of images as one grid output", async () => {
+    const face = await value("pipe");
+    assert.ok(face.split("\n").length <= 15, face);
+    assert.match(face, /^PixArtSigmaPipeline from /);
+    const { outputs } = await kc.execute("(await pipe.call({ prompt: 'a fox', numInferenceSteps: 1, numImagesPerPrompt: 3, useResolutionBinning: false })).images", {}, 60000);
+    const results = ofType(outputs, "execute_result");
+    assert.strictEqual(results.length, 1);
+    const data = results[0]!.content["data"] as Record<string, string>;
+    assert.deepStrictEqual(Object.keys(data).sort(), ["image/png", "text/html", "text/plain"]);
+    assert.strictEqual(data["text/plain"], "3 images: [0] 64×64, [1] 64×64, [2] 64×64");
+    assert.strictEqual((data["text/html"]!.match(/<figure/g) ?? []).length, 3);
   });
 
   it("shows an error thrown inside the library at its src/*.ts line, under the cell line that called it", async () => {
