@@ -64,10 +64,23 @@ export function kernelSpec(options: KernelSpecOptions = {}): KernelSpec {
 }
 
 /** Writes `<dir>/kernel.json` (the layout `jupyter kernelspec install` and JUPYTER_PATH/kernels/<name> expect). */
+/** The launcher's card images (kernel/logo in the repository), found from this file like the .venv. */
+export const logoFiles = ["logo-64x64.png", "logo-svg.svg"];
+
+function logoDir(): string | undefined {
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const logos = path.join(dir, "kernel", "logo");
+    if (logoFiles.every((f) => fs.existsSync(path.join(logos, f)))) return logos;
+  }
+  return undefined;
+}
+
 export function writeKernelSpec(dir: string, options: KernelSpecOptions = {}): string {
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, "kernel.json");
   fs.writeFileSync(file, JSON.stringify(kernelSpec(options), null, 2) + "\n");
+  const logos = logoDir();
+  if (logos) for (const f of logoFiles) fs.copyFileSync(path.join(logos, f), path.join(dir, f));
   return file;
 }
 

@@ -40,6 +40,10 @@ describe("kernel install", function () {
       timeoutMs: 60000,
     });
     assert.match(listed.output, /pixart-ts-install-test/);
+    // The launcher card: Jupyter serves logo-64x64.png and logo-svg.svg from the kernel's resource directory.
+    const png = fs.readFileSync(path.join(result.resourceDir, "logo-64x64.png"));
+    assert.deepStrictEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [64, 64], "a 64×64 PNG");
+    assert.match(fs.readFileSync(path.join(result.resourceDir, "logo-svg.svg"), "utf8"), /^<svg [^>]*viewBox="0 0 64 64"/);
   });
 
   it("installs from the command line", async () => {
