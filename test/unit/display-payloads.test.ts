@@ -65,7 +65,12 @@ describe("display payloads: schemas", () => {
     const payload = JSON.parse(JSON.stringify(report.toJSON()));
     assert.strictEqual(payload.version, 1);
     assertValidPayload(MEMORY_MIME, payload);
-    assertValidPayload(MEMORY_MIME, { ...payload, gpu: { usedBytes: 5, gpus: [{ uuid: "GPU-1", usedBytes: 5, totalBytes: 10 }], device: "H200" } });
+    assertValidPayload(MEMORY_MIME, { ...payload, gpu: { usedBytes: 5, scope: "device", gpus: [{ uuid: "GPU-1", usedBytes: 5, totalBytes: 10 }], device: "H200" } });
+    const gpuEvents = payload.timeline.map((e: object) => ({ ...e, gpuUsed: 1e9, gpuPeakDuring: 2e9 }));
+    const gpuComponents = payload.components.map((c: object) => ({ ...c, device: "cuda:0", gpuBytes: 1e9, gpuActivationPeak: 1e8 }));
+    assertValidPayload(MEMORY_MIME, { ...payload, timeline: gpuEvents, components: gpuComponents });
+    assert.ok(payloadErrors(MEMORY_MIME, { ...payload, timeline: [{ ...gpuEvents[0], gpuUsed: -1 }] }).length > 0);
+    assert.ok(payloadErrors(MEMORY_MIME, { ...payload, gpu: { usedBytes: 5, scope: "node" } }).length > 0);
     assert.throws(() => assertValidPayload(MEMORY_MIME, { ...payload, timeline: [{ at: 0, kind: "explode", label: "x", memory: payload.process }] }), PayloadSchemaError);
   });
 
