@@ -6,6 +6,7 @@
  * The workspace they run in looks like the repository: a package named "pixart-ts" whose dist/ is this build, the
  * cells in its notebooks/ folder, and an ESM-only package (typings only through its exports map) in node_modules.
  */
+import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -123,6 +124,36 @@ export const idioms: Idiom[] = [
   },
   { title: "the kernel keeps going after errors", code: "[prompt, steps, total]", result: "[ 42, 20, 10 ]" },
 ];
+
+const plain = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, "");
+
+/** Checks one executed idiom (the protocol test and the notebook test use the same expectations). */
+export interface IdiomOutcome {
+  count: number;
+  result?: string;
+  stdout: string;
+  error?: { ename: string; evalue: string; traceback: string[] };
+}
+
+export function checkIdiom(idiom: Idiom, got: IdiomOutcome): void {
+  if (idiom.error) {
+    assert.ok(got.error, `expected ${idiom.error.ename}, got result ${got.result}`);
+    assert.strictEqual(got.error.ename, idiom.error.ename, got.error.evalue);
+    if (idiom.error.evalue) assert.match(got.error.evalue, idiom.error.evalue);
+    const tb = got.error.traceback.map(plain);
+    let from = 0;
+    for (const expected of idiom.error.traceback ?? []) {
+      const want = expected.replace(/\{n\}/g, String(got.count));
+      const at = tb.findIndex((l, i) => i >= from && l.includes(want));
+      assert.ok(at >= 0, `traceback lacks "${want}" (in order):\n${tb.join("\n")}`);
+      from = at + 1;
+    }
+    return;
+  }
+  assert.strictEqual(got.error, undefined, `unexpected ${got.error?.ename}: ${got.error?.evalue}\n${got.error?.traceback.map(plain).join("\n")}`);
+  assert.strictEqual(got.result, idiom.result);
+  if (idiom.stdout !== undefined) assert.strictEqual(got.stdout, idiom.stdout);
+}
 
 /** A temporary workspace laid out like the repository (see the file comment); the cells run in its notebooks/. */
 export function makeIdiomWorkspace(): { root: string; notebooks: string } {

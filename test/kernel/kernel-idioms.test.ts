@@ -5,33 +5,10 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import { Message } from "../../kernel/src/wire";
-import { Idiom, idioms, makeIdiomWorkspace } from "./idioms";
+import { checkIdiom, idioms, IdiomOutcome, makeIdiomWorkspace } from "./idioms";
 import { KernelClient, ofType, streamText } from "./kernel-client";
 
-const plain = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, "");
-
-/** Checks one executed idiom; shared with the notebook test through the same expectations. */
-export function checkIdiom(idiom: Idiom, got: { count: number; result?: string; stdout: string; error?: { ename: string; evalue: string; traceback: string[] } }): void {
-  if (idiom.error) {
-    assert.ok(got.error, `expected ${idiom.error.ename}, got result ${got.result}`);
-    assert.strictEqual(got.error.ename, idiom.error.ename, got.error.evalue);
-    if (idiom.error.evalue) assert.match(got.error.evalue, idiom.error.evalue);
-    const tb = got.error.traceback.map(plain);
-    let from = 0;
-    for (const expected of idiom.error.traceback ?? []) {
-      const want = expected.replace(/\{n\}/g, String(got.count));
-      const at = tb.findIndex((l, i) => i >= from && l.includes(want));
-      assert.ok(at >= 0, `traceback lacks "${want}" (in order):\n${tb.join("\n")}`);
-      from = at + 1;
-    }
-    return;
-  }
-  assert.strictEqual(got.error, undefined, `unexpected ${got.error?.ename}: ${got.error?.evalue}\n${got.error?.traceback.map(plain).join("\n")}`);
-  assert.strictEqual(got.result, idiom.result);
-  if (idiom.stdout !== undefined) assert.strictEqual(got.stdout, idiom.stdout);
-}
-
-function outcome(reply: Message, outputs: Message[]): Parameters<typeof checkIdiom>[1] {
+function outcome(reply: Message, outputs: Message[]): IdiomOutcome {
   const result = ofType(outputs, "execute_result")[0];
   const error = ofType(outputs, "error")[0];
   return {
