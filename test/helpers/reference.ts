@@ -65,3 +65,22 @@ export function unravel(index: number, dims: readonly number[]): string {
 export function describeDifference(d: Difference, dims: readonly number[]): string {
   return `max |actual − expected| = ${d.maxAbs.toExponential(3)} at ${unravel(d.at, dims)} (actual ${d.actual}, expected ${d.expected})`;
 }
+
+/**
+ * The first `width` entries of the last axis of a row-major tensor, and the largest magnitude among the rest (the
+ * attention references store only the text tokens inside the longest mask: past it probabilities are exactly 0).
+ */
+export function firstColumns(data: ArrayLike<number>, dims: readonly number[], width: number): { data: Float32Array; restMaxAbs: number } {
+  const last = dims[dims.length - 1];
+  const rows = data.length / last;
+  const out = new Float32Array(rows * width);
+  let restMaxAbs = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < last; c++) {
+      const v = data[r * last + c];
+      if (c < width) out[r * width + c] = v;
+      else restMaxAbs = Math.max(restMaxAbs, Math.abs(v));
+    }
+  }
+  return { data: out, restMaxAbs };
+}

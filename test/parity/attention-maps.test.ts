@@ -5,11 +5,12 @@ import type { Tensor } from "../../src/models/model";
 import { CrossAttentionRecorder, upsampleBicubic, type AttentionMaps } from "../../src/pipeline/attention-maps";
 import { PixArtSigmaPipeline } from "../../src/pipeline/pixart-sigma";
 import { T5Tokenizer } from "../../src/tokenizer/t5-tokenizer";
-import { describeDifference, loadReference, maxAbsDifference, referenceJson, tinyConfigs, type RefTensor } from "../helpers/reference";
+import { describeDifference, firstColumns, loadReference, maxAbsDifference, referenceJson, tinyConfigs, type RefTensor } from "../helpers/reference";
 import { callOptions } from "./pipeline.test";
 
 interface AttentionJson {
   layers: number[];
+  steps: number[];
   texts: string[];
   token_counts: number[];
   words: { text: string; tokens: number[] }[][];
@@ -45,7 +46,7 @@ describe("parity: cross-attention maps of a pipeline call vs diffusers", functio
       before(async () => {
         const pipe = await PixArtSigmaPipeline.fromPretrained(config.pipeline, { progress: false });
         try {
-          const out = await pipe.call({ ...call, outputType: "latent", attention: true,
+          const out = await pipe.call({ ...call, outputType: "latent", attention: { layers: info.layers, steps: info.steps },
             callbackOnStepEnd: ({ crossAttention }) => { if (crossAttention) perStep.push(crossAttention); } });
           attention = out.attention!;
         } finally {
@@ -53,19 +54,21 @@ describe("parity: cross-attention maps of a pipeline call vs diffusers", functio
         }
       });
 
-      it(`probabilities of every block and step (conditional half) within ${info.tolerances["attention.pipeline.probs"].max_abs}`, async () => {
+      it(`probabilities of the recorded blocks and steps (conditional half) within ${info.tolerances["attention.pipeline.probs"].max_abs}`, async () => {
         const expected = await (await loadReference(config.dir, "attention.safetensors"))("attention.pipeline.probs");
         const tol = info.tolerances["attention.pipeline.probs"].max_abs;
         assert.strictEqual(perStep.length, expected.dims[0], "recorded steps");
         perStep.forEach((step, s) => {
-          assert.deepStrictEqual([...step.dims], expected.dims.slice(1), `step ${s} dims`);
-          const layerSize = step.data.length / step.dims[0];
+          assert.deepStrictEqual([...step.dims].slice(0, 3), expected.dims.slice(1, 4), `step ${s} dims`);
+          const kept = firstColumns(step.data, step.dims, expected.dims[4]);
+          assert.strictEqual(kept.restMaxAbs, 0, "masked text tokens have probability 0");
+          const layerSize = kept.data.length / step.dims[0];
           for (let l = 0; l < step.dims[0]; l++) {
             const want = slab(slab(expected, s) as RefTensor, l);
-            close(`step ${s} block ${l}`, step.data.subarray(l * layerSize, (l + 1) * layerSize), want, tol, want.dims);
+            close(`step ${info.steps[s]} block ${info.layers[l]}`, kept.data.subarray(l * layerSize, (l + 1) * layerSize), want, tol, want.dims);
           }
         });
-        assert.deepStrictEqual(attention.steps, perStep.map((_, s) => s));
+        assert.deepStrictEqual(attention.steps, info.steps);
         assert.deepStrictEqual(attention.layers, info.layers);
       });
 
@@ -99,17 +102,20 @@ describe("parity: cross-attention maps of a pipeline call vs diffusers", functio
         const probs = await ref("attention.pipeline.probs");
         const [height, width] = info.generation_size;
         // The aggregation alone, fed the reference probabilities: row 0 only (what the reference holds).
-        const recorder = new CrossAttentionRecorder({ layers: info.layers, steps: probs.dims.map((_, i) => i).slice(0, probs.dims[0]) });
-        for (let s = 0; s < probs.dims[0]; s++) recorder.add(s, slab(probs, s));
+        const recorder = new CrossAttentionRecorder({ layers: info.layers, steps: info.steps });
+        info.steps.forEach((step, s) => recorder.add(step, slab(probs, s)));
         const tokenizer = await T5Tokenizer.fromPretrained(path.join(config.pipeline, "tokenizer"));
         const maxLength = call.maxSequenceLength ?? 300;
         const maps = recorder.finish({ tokenizer, maxLength, grid: info.grid, generation: { height, width }, output: { height, width },
           rows: [{ prompt: info.texts[0], count: info.token_counts[0] }] });
+        // The reference keeps the first words only: their K tokens and W word maps.
         const tokenMaps = await ref("attention.pipeline.token_maps");
+        const wordMaps = await ref("attention.pipeline.word_maps");
+        const [k, w] = [tokenMaps.dims[1], wordMaps.dims[1]];
         const raw = maps.images[0].tokenMaps;
-        const up = upsampleBicubic(raw.data, raw.dims[0], raw.dims[1], raw.dims[2], height, width).map((v) => Math.max(v, 0));
+        const up = upsampleBicubic(raw.data, k, raw.dims[1], raw.dims[2], height, width).map((v) => Math.max(v, 0));
         close("token maps", up, tokenMaps, MAP_TOLERANCE);
-        close("word maps", maps.images[0].wordMaps.data, await ref("attention.pipeline.word_maps"), MAP_TOLERANCE);
+        close("word maps", maps.images[0].wordMaps.data.subarray(0, w * height * width), wordMaps, MAP_TOLERANCE);
       });
     });
   }

@@ -4,7 +4,7 @@ import * as path from "path";
 import { PixArtTransformer2DModel } from "../../src/models/pixart-transformer-2d";
 import { CrossAttentionOptionError } from "../../src/models/pixart-transformer-2d-attention";
 import type { Tensor } from "../../src/models/model";
-import { describeDifference, loadReference, maxAbsDifference, tinyConfigs } from "../helpers/reference";
+import { describeDifference, firstColumns, loadReference, maxAbsDifference, tinyConfigs } from "../helpers/reference";
 
 /** attention.json → tolerances: the probabilities recorded in diffusers, fp32 on both sides. */
 const PROBS_TOLERANCE = 1e-5;
@@ -24,8 +24,10 @@ function rowsOf(t: { data: ArrayLike<number>; dims: readonly number[] }, from: n
 }
 
 describe("parity: cross-attention probabilities vs a diffusers attention processor", () => {
-  const configs = tinyConfigs().filter((c) => fs.existsSync(path.join(c.dir, "attention.safetensors")));
-  it("has tiny configs with attention references", () => assert.ok(configs.length >= 3, `found ${configs.length}`));
+  // tools/reference/attention.py records the transformer stage where the fixture budget allows it.
+  const configs = tinyConfigs().filter((c) => fs.existsSync(path.join(c.dir, "attention.json")) &&
+    "attention.transformer.probs" in (JSON.parse(fs.readFileSync(path.join(c.dir, "attention.json"), "utf8")) as { tensors: object }).tensors);
+  it("has tiny configs with attention references", () => assert.ok(configs.length >= 2, `found ${configs.length}`));
 
   for (const config of configs) {
     describe(config.name, () => {
@@ -51,8 +53,10 @@ describe("parity: cross-attention probabilities vs a diffusers attention process
       it(`every block, both rows: head-mean probabilities within ${PROBS_TOLERANCE}, sample unchanged`, async () => {
         const layers = Array.from({ length: model.config.numLayers }, (_, i) => i);
         const out = await model.forwardWithCrossAttention(input, { layers });
-        assert.deepStrictEqual(out.crossAttention.dims, expected.dims);
-        const d = maxAbsDifference(out.crossAttention.data, expected.data);
+        assert.deepStrictEqual(out.crossAttention.dims.slice(0, 3), expected.dims.slice(0, 3));
+        const kept = firstColumns(out.crossAttention.data, out.crossAttention.dims, expected.dims[3]);
+        assert.strictEqual(kept.restMaxAbs, 0, "masked text tokens have probability 0");
+        const d = maxAbsDifference(kept.data, expected.data);
         assert.ok(d.maxAbs <= PROBS_TOLERANCE, describeDifference(d, expected.dims));
         const s = maxAbsDifference(out.sample.data, expectedSample.data);
         assert.ok(s.maxAbs <= SAMPLE_TOLERANCE, describeDifference(s, expectedSample.dims));
@@ -68,9 +72,9 @@ describe("parity: cross-attention probabilities vs a diffusers attention process
         const last = model.config.numLayers - 1;
         const out = await model.forwardWithCrossAttention(input, { layers: [last], rowStart: 1 });
         const [, , s, l] = expected.dims;
-        assert.deepStrictEqual(out.crossAttention.dims, [1, 1, s, l]);
+        assert.deepStrictEqual(out.crossAttention.dims.slice(0, 3), [1, 1, s]);
         const want = rowsOf(expected, 1, 2).subarray(last * s * l, (last + 1) * s * l);
-        const d = maxAbsDifference(out.crossAttention.data, want);
+        const d = maxAbsDifference(firstColumns(out.crossAttention.data, out.crossAttention.dims, l).data, want);
         assert.ok(d.maxAbs <= PROBS_TOLERANCE, describeDifference(d, [1, 1, s, l]));
       });
 

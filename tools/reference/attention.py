@@ -5,16 +5,15 @@ outputs are unchanged, which is checked) and, beside it, computes the probabilit
 `Attention.get_attention_scores(head_to_batch_dim(to_q(x)), head_to_batch_dim(to_k(text)), mask)`, i.e.
 softmax(scale * Q K^T + (1 - mask) * -10000) per head, then the mean over heads.
 
-Recorded:
-  attention.transformer.probs     [layers, 2, S, L]  the transformer stage's inputs (timestep pair "timestep"), all rows
-  attention.pipeline.probs        [steps, layers, N, S, L]  the pipeline call, conditional half of the CFG batch only
-  attention.pipeline.token_maps   [1, T, H, W]  DAAM aggregation of those: sum over steps, mean over layers (and
+Recorded (which of them, and which blocks and steps, per config: RECORD below):
+  attention.transformer.probs     [layers, 2, S, T]  the transformer stage's inputs (timestep pair "timestep"), both rows
+  attention.pipeline.probs        [steps, layers, N, S, T]  the pipeline call, conditional half of the CFG batch only
+  attention.pipeline.token_maps   [1, K, H, W]  DAAM aggregation of those, row 0: sum over steps, mean over layers (and
                                   heads, already), bicubic upsampling to the generation size (F.interpolate,
-                                  align_corners=False), clamp >= 0; T = the row's unmasked tokens (EOS included)
-  attention.pipeline.word_maps    [1, W, H, W]  per word: the mean of its pieces' token maps, then min-max
+                                  align_corners=False), clamp >= 0; the K tokens of the first words
+  attention.pipeline.word_maps    [1, W, H, W]  those words' maps: the mean of their pieces' token maps, min-max
                                   normalised to [0, 1]
-The maps are written for the first row only (the aggregation is the same for every row; the files stay small), and
-only when the generation size is at most MAX_MAP_PIXELS.
+T is the longest row's unmasked text tokens: past it every probability is exactly 0, so it is not stored.
 attention.json lists the words and their token indices per row (from the fast tokenizer's word_ids()), and a set of
 word-grouping cases: multi-piece words, unknown characters, truncated prompts.
 """
@@ -29,7 +28,14 @@ import torch.nn.functional as F
 from configs import TinyConfig
 
 PROBS_MAX_ABS = 1e-5
-MAX_MAP_PIXELS = 64 * 64
+# What each config records. The fixtures folder has a size budget (test/unit/fixtures.test.ts), so each config adds
+# little: the transformer stage where its patch grid is small, one block and step of tiny-wide's 247-patch pipeline
+# (which also exercises the layers/steps options), and maps only for tiny-hires' 48 x 32 image, first two words.
+RECORD: dict[str, dict[str, Any]] = {
+    "tiny-square": {"transformer": True, "layers": None, "steps": None, "map_words": 0},
+    "tiny-wide": {"transformer": True, "layers": [1], "steps": [1], "map_words": 0},
+    "tiny-hires": {"transformer": False, "layers": None, "steps": None, "map_words": 2},
+}
 
 # Texts for the word-to-pieces grouping: multi-piece words, unknown characters (alone, inside and beside a word),
 # punctuation stuck to words, whitespace runs, and long texts cut by truncation (one mid-word).
@@ -168,8 +174,12 @@ def transformer_probs(pipe, reference: dict[str, torch.Tensor]) -> torch.Tensor:
 @torch.no_grad()
 def attention_stage(pipe, cfg: TinyConfig, reference: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     call = cfg.pipeline
+    what = RECORD[cfg.name]
     cfg_on = call.guidance_scale > 1.0
-    tensors = {"attention.transformer.probs": transformer_probs(pipe, reference)}
+    tensors = {}
+    if what["transformer"]:
+        width = max(cfg.transformer_stage.mask_lengths)
+        tensors["attention.transformer.probs"] = trimmed(transformer_probs(pipe, reference), width)
 
     recorder = AttentionRecorder(pipe.transformer, conditional_half=cfg_on)
     try:
@@ -179,32 +189,42 @@ def attention_stage(pipe, cfg: TinyConfig, reference: dict[str, torch.Tensor]) -
         remove_recorder(pipe.transformer, recorder)
     if not torch.equal(latents, reference["pipeline.latents_final"]):
         raise RuntimeError("recording attention changed the pipeline's latents")
-    probs = recorder.stacked()
-    tensors["attention.pipeline.probs"] = probs
+    layers = what["layers"] or list(range(recorder.num_layers))
+    steps = what["steps"] or list(range(len(recorder.calls)))
+    probs = recorder.stacked()[steps][:, layers]
 
     prompts = [call.prompt] if isinstance(call.prompt, str) else list(call.prompt)
     texts = [pipe._text_preprocessing(p, clean_caption=call.clean_caption)[0] for p in prompts]
     rows = [text for text in texts for _ in range(call.num_images_per_prompt)]
     words = [words_of(pipe.tokenizer, text, call.max_sequence_length) for text in rows]
-    mask = reference["pipeline.prompt_attention_mask"]
-    lengths = [int(n) for n in mask.sum(1)]
+    lengths = [int(n) for n in reference["pipeline.prompt_attention_mask"].sum(1)]
+    tensors["attention.pipeline.probs"] = trimmed(probs, max(lengths))
     _, _, latent_h, latent_w = reference["pipeline.latents_init"].shape
     patch = pipe.transformer.config.patch_size
+    grid = [latent_h // patch, latent_w // patch]
     height, width = latent_h * pipe.vae_scale_factor, latent_w * pipe.vae_scale_factor
     info: dict[str, Any] = {
-        "layers": list(range(recorder.num_layers)),
+        "layers": layers,
+        "steps": steps,
         "conditional_half": cfg_on,
         "texts": rows,
         "token_counts": lengths,
         "words": words,
-        "grid": [latent_h // patch, latent_w // patch],
+        "grid": grid,
         "generation_size": [height, width],
         "grouping_cases": grouping_cases(pipe.tokenizer),
-        "tolerances": {"attention.transformer.probs": {"max_abs": PROBS_MAX_ABS},
-                       "attention.pipeline.probs": {"max_abs": PROBS_MAX_ABS}},
+        "tolerances": {key: {"max_abs": PROBS_MAX_ABS} for key in tensors},
     }
-    if height * width <= MAX_MAP_PIXELS:
-        token_maps = aggregate(probs[:, :, :1], latent_h // patch, latent_w // patch, height, width, lengths[0])
+    if what["map_words"]:
+        first = words[0][: what["map_words"]]
+        token_maps = aggregate(probs[:, :, :1], grid[0], grid[1], height, width, first[-1]["tokens"][-1] + 1)
         tensors["attention.pipeline.token_maps"] = token_maps
-        tensors["attention.pipeline.word_maps"] = word_maps(token_maps, words[:1])
+        tensors["attention.pipeline.word_maps"] = word_maps(token_maps, [first])
     return tensors, info
+
+
+def trimmed(probs: torch.Tensor, width: int) -> torch.Tensor:
+    """The first `width` text tokens: past the longest row's mask every probability is exactly 0 (exp(-10000))."""
+    if probs[..., width:].any():
+        raise RuntimeError("a masked text token has a non-zero probability")
+    return probs[..., :width].contiguous()

@@ -139,7 +139,7 @@ def generate(cfg: TinyConfig, out_root: str) -> dict[str, float]:
                       "tensors": {k: {"dtype": str(v.dtype).replace("torch.", ""), "shape": list(v.shape)}
                                   for k, v in attention_tensors.items()}}
     with open(os.path.join(folder, "attention.json"), "w", encoding="utf-8") as f:
-        json.dump(attention_info, f, indent=2, ensure_ascii=False)
+        json.dump(attention_info, f, separators=(",", ":"), ensure_ascii=False)  # compact: the fixture budget
         f.write("\n")
     timings["attention"] = time.perf_counter() - start
     return timings
