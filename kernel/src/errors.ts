@@ -82,22 +82,51 @@ function frames(stack: string, _cells: readonly CompiledCell[]): string[] {
   return out;
 }
 
+/**
+ * What was thrown, in words, without trusting it: a cell may throw a revoked Proxy, a Proxy whose traps throw, or an
+ * object whose getters or toString throw. Reading it must never keep the kernel from replying.
+ */
+function describeThrown(e: unknown): string {
+  try {
+    return inspect(e, { depth: 2, breakLength: 120 }).slice(0, 2000);
+  } catch (inner) {
+    let why = "";
+    try {
+      why = `: ${String((inner as Error)?.message ?? inner)}`.slice(0, 200);
+    } catch {
+      // the error about the error is hostile too
+    }
+    return `a value that cannot be inspected (reading it threw${why})`;
+  }
+}
+
 function nameAndMessage(e: unknown): { name: string; message: string; stack?: string } {
+  try {
+    return unsafeNameAndMessage(e);
+  } catch {
+    return { name: "Error", message: `Uncaught ${describeThrown(e)}` };
+  }
+}
+
+function unsafeNameAndMessage(e: unknown): { name: string; message: string; stack?: string } {
   if (e instanceof Error || (e !== null && typeof e === "object" && "message" in e && "name" in e)) {
     const err = e as Error;
-    return { name: String(err.name || "Error"), message: String(err.message ?? ""), stack: err.stack };
+    const stack = err.stack;
+    return { name: String(err.name || "Error"), message: String(err.message ?? ""), stack: typeof stack === "string" ? stack : undefined };
   }
   // A thrown non-Error (throw "text", throw 42): there is no name and no stack to show.
-  return { name: "Error", message: `Uncaught ${inspect(e)}` };
+  return { name: "Error", message: `Uncaught ${describeThrown(e)}` };
 }
 
 export function runtimeErrorContent(e: unknown, cells: readonly CompiledCell[]): ErrorContent {
   const { name, message, stack } = nameAndMessage(e);
-  return {
-    ename: name,
-    evalue: message,
-    traceback: [`${red(name)}: ${message}`, ...(stack ? frames(stack, cells) : [])],
-  };
+  let traceback: string[] = [];
+  try {
+    traceback = stack ? frames(stack, cells) : [];
+  } catch {
+    // a stack that cannot be mapped is left out rather than losing the reply
+  }
+  return { ename: name, evalue: message, traceback: [`${red(name)}: ${message}`, ...traceback] };
 }
 
 /** tslab's executor gave up waiting for the cell's promise (the kernel forced the end of an async cell). */
@@ -107,6 +136,14 @@ export function isAbandonedCell(e: unknown): boolean {
 
 /** True for the errors an interrupt produces inside cell code. */
 export function isInterruptError(e: unknown): boolean {
+  try {
+    return unsafeIsInterruptError(e);
+  } catch {
+    return false; // a value whose properties throw is no interrupt error of ours
+  }
+}
+
+function unsafeIsInterruptError(e: unknown): boolean {
   if (e === null || typeof e !== "object") return false;
   const err = e as { code?: unknown; name?: unknown };
   return (
@@ -117,7 +154,12 @@ export function isInterruptError(e: unknown): boolean {
 }
 
 export function interruptedContent(e: unknown, cells: readonly CompiledCell[], graceMs: number): ErrorContent {
-  const stack = e instanceof Error && e.name === interruptedErrorName && e.stack ? frames(e.stack, cells) : [];
+  let stack: string[] = [];
+  try {
+    stack = e instanceof Error && e.name === interruptedErrorName && e.stack ? frames(e.stack, cells) : [];
+  } catch {
+    // hostile value: no frames
+  }
   const evalue = isAbandonedCell(e)
     ? `the cell was interrupted; it did not stop within ${graceMs} ms, so the kernel stopped waiting for it ` +
       "(work that does not check currentCellSignal() may still be running)"

@@ -19,7 +19,7 @@ interface IoWorkerData {
   controlEndpoint: string;
   signatureScheme: string;
   key: string;
-  /** Two Int32: the CellPhase of the main thread and the sequence number of its current cell. */
+  /** Int32s at the STATE_* indices below. */
   busyFlag: SharedArrayBuffer;
 }
 
@@ -30,6 +30,12 @@ export enum CellPhase {
   /** Inside tslab's vm.runInThisContext(breakOnSigint), where SIGINT stops the code. */
   RunningSync = 2,
 }
+
+/** Shared Int32 slots: the main thread's CellPhase, its current cell, and whether the worker closed its sockets. */
+const STATE_PHASE = 0;
+const STATE_CELL = 1;
+const STATE_CLOSED = 2;
+const STATE_SLOTS = 3;
 
 /** `signalledCell`: the sequence number of the cell SIGINT was raised for, or -1. */
 type ToMain = { kind: "ready" } | { kind: "control"; frames: Uint8Array[]; signalledCell: number };
@@ -45,11 +51,11 @@ async function echoHeartbeats(sock: zmq.Reply): Promise<void> {
   }
 }
 
-function isInterruptRequest(frames: Buffer[], signer: Signer): boolean {
+function requestType(frames: Buffer[], signer: Signer): string | undefined {
   try {
-    return decode(frames, signer).header.msg_type === "interrupt_request";
+    return decode(frames, signer).header.msg_type;
   } catch {
-    return false; // the main thread reports malformed messages
+    return undefined; // the main thread reports malformed messages
   }
 }
 
@@ -85,7 +91,8 @@ async function signalIfRunningSync(state: Int32Array): Promise<number> {
 async function serveControl(sock: zmq.Router, signer: Signer, state: Int32Array): Promise<void> {
   try {
     for await (const frames of sock) {
-      const signalledCell = isInterruptRequest(frames, signer) ? await signalIfRunningSync(state) : -1;
+      const type = requestType(frames, signer);
+      const signalledCell = type === "interrupt_request" ? await signalIfRunningSync(state) : -1;
       parentPort!.postMessage({ kind: "control", frames, signalledCell } satisfies ToMain);
     }
   } catch (e) {
@@ -105,6 +112,9 @@ async function runWorker(data: IoWorkerData): Promise<void> {
     // Replies sent before (e.g. shutdown_reply) are queued in zeromq already; linger lets them reach the client.
     heartbeat.close();
     control.close();
+    const state = new Int32Array(data.busyFlag);
+    Atomics.store(state, STATE_CLOSED, 1);
+    Atomics.notify(state, STATE_CLOSED);
     parentPort!.close();
   });
   parentPort!.postMessage({ kind: "ready" } satisfies ToMain);
@@ -122,7 +132,7 @@ export class IoWorker {
   }
 
   static start(endpoints: Omit<IoWorkerData, "busyFlag">): Promise<IoWorker> {
-    const busyFlag = new SharedArrayBuffer(8);
+    const busyFlag = new SharedArrayBuffer(4 * STATE_SLOTS);
     const worker = new Worker(__filename, { workerData: { ...endpoints, busyFlag } satisfies IoWorkerData });
     worker.unref();
     return new Promise((resolve, reject) => {
@@ -140,19 +150,29 @@ export class IoWorker {
   /** `signalledCell`: the cell the worker raised SIGINT for while handling this message, or -1. */
   onControl(handler: (frames: Buffer[], signalledCell: number) => void): void {
     this.worker.on("message", (msg: ToMain) => {
-      if (msg.kind === "control") handler(msg.frames.map(asBuffer), msg.signalledCell);
+      if (msg.kind !== "control") return;
+      handler(msg.frames.map(asBuffer), msg.signalledCell);
     });
   }
 
   /** Tells the worker what the main thread is doing with which cell (see CellPhase). */
   setCellPhase(phase: CellPhase, cell: number): void {
-    Atomics.store(this.state, 1, cell);
-    Atomics.store(this.state, 0, phase);
-    Atomics.notify(this.state, 0);
+    Atomics.store(this.state, STATE_CELL, cell);
+    Atomics.store(this.state, STATE_PHASE, phase);
+    Atomics.notify(this.state, STATE_PHASE);
   }
 
   sendControl(frames: Buffer[]): void {
     this.worker.postMessage({ kind: "send", frames } satisfies ToWorker);
+  }
+
+  /**
+   * For process.exit() from a cell: has the worker close its sockets and waits for that synchronously (exiting with
+   * zeromq sockets open in the worker aborted the process with SIGABRT from the addon's teardown).
+   */
+  closeSync(timeoutMs = 2000): void {
+    this.worker.postMessage({ kind: "close" } satisfies ToWorker);
+    Atomics.wait(this.state, STATE_CLOSED, 0, timeoutMs);
   }
 
   /** Sends what is queued, closes the sockets and ends the worker (forcibly after `timeoutMs`). */

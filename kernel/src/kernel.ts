@@ -216,10 +216,13 @@ export class Kernel implements KernelBridge {
   private async handleRequest(msg: Message, channel: RequestChannel): Promise<void> {
     void this.messenger.status("busy", msg);
     let shutdown: boolean | undefined;
+    const replied = { done: false };
     try {
-      shutdown = await this.route(msg, channel);
+      shutdown = await this.route(msg, channel, replied);
     } catch (e) {
       log.error(`${msg.header.msg_type} failed:`, e);
+      // Every request gets its reply, whatever went wrong, or the client waits for ever (the cell never ends).
+      if (!replied.done) await this.replyWithError(msg, channel, e);
     } finally {
       this.messenger.flushStreams();
       await this.messenger.status("idle", msg);
@@ -227,9 +230,26 @@ export class Kernel implements KernelBridge {
     if (shutdown !== undefined) await this.stop(shutdown);
   }
 
+  /** An error reply for a request whose handling failed (the kernel's own fault, or a value it could not handle). */
+  private async replyWithError(msg: Message, channel: RequestChannel, e: unknown): Promise<void> {
+    const type = msg.header.msg_type;
+    if (!type.endsWith("_request")) return;
+    const error = runtimeErrorContent(e, []);
+    const content = type === "execute_request" ? { status: "error", execution_count: this.executionCount, ...error } : { status: "error", ...error };
+    try {
+      if (type === "execute_request") void this.messenger.publish("error", error, msg);
+      await this.messenger.reply(msg, channel, type.replace(/_request$/, "_reply"), content);
+    } catch (inner) {
+      log.error(`could not send the error reply to ${type}:`, inner);
+    }
+  }
+
   /** Handles one request; returns the restart flag when it was a shutdown_request. */
-  private async route(msg: Message, channel: RequestChannel): Promise<boolean | undefined> {
-    const reply = (type: string, content: object): Promise<void> => this.messenger.reply(msg, channel, type, content);
+  private async route(msg: Message, channel: RequestChannel, replied: { done: boolean }): Promise<boolean | undefined> {
+    const reply = (type: string, content: object): Promise<void> => {
+      replied.done = true;
+      return this.messenger.reply(msg, channel, type, content);
+    };
     const content = msg.content as JsonObject;
     switch (msg.header.msg_type) {
       case "execute_request":
@@ -433,6 +453,20 @@ export class Kernel implements KernelBridge {
   }
 
   // --- shutdown ---
+
+  /**
+   * The process is exiting now (process.exit() from a cell): flushes the output and closes the sockets synchronously,
+   * so that the exit is clean instead of an abort from the zeromq addon's teardown.
+   */
+  closeForExit(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    try {
+      this.messenger.flushStreams();
+    } finally {
+      this.sockets.closeSync();
+    }
+  }
 
   private async stop(restart: boolean): Promise<void> {
     if (this.stopped) return;

@@ -14,13 +14,20 @@ async function main(argv: string[]): Promise<void> {
     log.error(usage);
     process.exit(2);
   }
+  const exit = process.exit.bind(process);
   const kernel = await Kernel.start({
     connection: readConnectionFile(file),
-    onShutdown: () => process.exit(0),
+    onShutdown: () => exit(0),
   });
+  // process.exit() in a cell ends the kernel as the cell asks, but with its sockets closed first.
+  process.exit = ((code?: number | string | null) => {
+    kernel.closeForExit();
+    return exit(code);
+  }) as typeof process.exit;
   // Jupyter's "signal" interrupt mode, and interrupt_request via the I/O worker, both arrive here.
   process.on("SIGINT", () => kernel.interrupt());
   process.on("SIGTERM", () => process.exit(0));
+
   // Errors from timers and unawaited promises of earlier cells must not end the kernel.
   process.on("uncaughtException", (e) => kernel.reportBackgroundError("background code", e));
   process.on("unhandledRejection", (e) => kernel.reportBackgroundError("a promise nobody awaited", e));

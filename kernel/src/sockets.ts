@@ -104,6 +104,14 @@ export class KernelSockets {
     return socket.send(frames).catch((e: unknown) => log.error(`${channel} send failed:`, e));
   }
 
+  /** Closes every socket before the process exits on its own (process.exit() in a cell). */
+  closeSync(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const socket of [...Object.values(this.routers), this.iopub]) socket.close();
+    this.ioWorker.closeSync();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
