@@ -6,6 +6,7 @@
  */
 import { promises as fsp } from "fs";
 import { ConfigError } from "./errors";
+import { checkFileContained } from "./paths";
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
 export interface JsonObject {
@@ -154,8 +155,12 @@ export function isJsonObject(v: JsonValue | undefined): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Reads and parses a JSON file; a missing or unreadable file is a `ConfigError` naming it. */
+/**
+ * Reads and parses a JSON file; a missing or unreadable file is a `ConfigError` naming it, one that resolves out of
+ * its folder's containment root (see paths.ts) a `PathEscapeError`.
+ */
 export async function readJsonFile(file: string): Promise<JsonValue> {
+  await checkFileContained(file);
   let text: string;
   try {
     text = await fsp.readFile(file, "utf8");

@@ -4,6 +4,15 @@
  * Then the resolved file (symlinks followed) must lie inside the checkpoint's root: the pipeline folder,
  * or, in the Hugging Face cache, the repo folder `models--org--name`, since snapshot files are symlinks
  * into its `blobs/`.
+ *
+ * The one rule for every file read from a checkpoint (configs, tokenizer files, weights, shards, indexes):
+ * it must resolve, symlinks followed, inside the containment root of the folder it is looked up in, i.e.
+ * the real path of that folder, or the cache repo folder when that folder is in a Hugging Face snapshot.
+ * So a component folder that is itself a symlink (the 512 px and 2K checkpoints reuse the 1024 px repo's
+ * T5) is fine: its files are checked against where the folder really is. A single file linked out of its
+ * folder (a config.json linked to /etc/passwd) is a `PathEscapeError`. Paths *named inside* files (shards,
+ * components) must also be relative without a climbing `..`. Weights alone can opt out of the symlink check
+ * with `allowSymlinksOutside` (folders assembled by hand from files on other disks).
  */
 import * as path from "path";
 import { promises as fsp } from "fs";
@@ -83,4 +92,18 @@ export async function checkResolvesInside(full: string, written: string, ctx: Wr
       detail: `it resolves through a symlink to ${real}; pass allowSymlinksOutside to accept that`,
     });
   }
+}
+
+/**
+ * Applies the rule above to a file about to be read: throws `PathEscapeError` when `file` exists and resolves
+ * outside the containment root of its own folder. A missing file is left for the read to report.
+ */
+export async function checkFileContained(file: string): Promise<void> {
+  let root: string;
+  try {
+    root = await containmentRoot(path.dirname(file));
+  } catch {
+    return; // no such folder: the read reports it
+  }
+  await checkResolvesInside(file, path.basename(file), { file, root });
 }

@@ -362,9 +362,9 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     this.checkInputs(options, { height, width, numInferenceSteps, guidanceScale, numImagesPerPrompt, outputType });
     const doCfg = guidanceScale > 1;
     const batch0 = options.promptEmbeds ? options.promptEmbeds.dims[0]! * numImagesPerPrompt : toList(options.prompt ?? []).length * numImagesPerPrompt;
-    checkRunFitsMemory({ batch: batch0, height, width, outHeight: binning ? Math.round(origHeight) : height, outWidth: binning ? Math.round(origWidth) : width,
-      vaeScaleFactor: this.vaeScaleFactor, patchSize: transformer.config.patchSize, heads: transformer.config.numAttentionHeads,
-      transformerRows: batch0 * (doCfg ? 2 : 1) });
+    if (outputType !== "latent") {
+      checkRunFitsMemory({ batch: batch0, height, width, outHeight: binning ? Math.round(origHeight) : height, outWidth: binning ? Math.round(origWidth) : width });
+    }
 
     // 3. Encode the prompt; with CFG the unconditional half goes first.
     const encoded = await this.encode(options.prompt, { ...options, doClassifierFreeGuidance: doCfg }, options.cleanCaption ?? "auto", progress);

@@ -130,25 +130,18 @@ export interface RunSize {
   /** Size of the output (before binning); equal to the above without binning. */
   outHeight: number;
   outWidth: number;
-  vaeScaleFactor: number;
-  patchSize: number;
-  heads: number;
-  /** Rows through the transformer per step (2 × batch with classifier-free guidance). */
-  transformerRows: number;
 }
 
 /**
- * A rough peak of the largest buffers a run allocates: the transformer's attention scores (rows × heads ×
- * tokens² floats), the VAE decoder's widest activation (128 channels at full size, input and output of a
- * conv) and the resize back to the asked size. Refuses runs that need more than the machine's memory, before
- * anything is allocated (a height of 1e9 once grew the process until the OS killed it).
+ * A rough peak of the largest buffers a run allocates: the VAE decoder's widest activation (128 channels at full
+ * size, input and output of a conv) and the resize back to the asked size. (Attention is onnxruntime's
+ * MultiHeadAttention, which does not hold a tokens × tokens matrix.) Refuses runs that need more than the
+ * machine's memory, before anything is allocated: a height of 1e9 once grew the process until the OS killed it.
  */
 export function checkRunFitsMemory(s: RunSize, totalBytes = os.totalmem()): void {
-  const tokens = Math.floor(s.height / s.vaeScaleFactor / s.patchSize) * Math.floor(s.width / s.vaeScaleFactor / s.patchSize);
-  const attention = s.transformerRows * s.heads * tokens * tokens * 4;
   const decode = s.batch * 128 * s.height * s.width * 4 * 2;
   const resize = s.batch * 3 * (s.height * s.width + 2 * s.outHeight * s.outWidth) * 4;
-  const need = Math.max(attention, decode, resize);
+  const need = Math.max(decode, resize);
   if (need > totalBytes) {
     const gib = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
     throw new PipelineArgumentError("height", `${s.outHeight} × ${s.outWidth} (${s.height} × ${s.width} in the models) with ${s.batch} image(s) ` +

@@ -3,6 +3,7 @@
  * declared; protobufjs skips the others. Field numbers follow sentencepiece's `sentencepiece_model.proto`.
  */
 import { promises as fsp } from "fs";
+import { checkFileContained } from "../io/paths";
 import * as protobuf from "protobufjs";
 import { TokenizerFileError, UnsupportedTokenizerError } from "./errors";
 
@@ -162,6 +163,7 @@ export function parseSentencePieceModel(bytes: Uint8Array, file: string): Senten
 
 /** Reads and parses `file`; a missing or unreadable file is a `TokenizerFileError` naming it. */
 export async function readSentencePieceModel(file: string): Promise<SentencePieceModel> {
+  await checkFileContained(file);
   let bytes: Uint8Array;
   try {
     bytes = await fsp.readFile(file);
