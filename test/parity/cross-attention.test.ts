@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { PixArtTransformer2DModel } from "../../src/models/pixart-transformer-2d";
 import { CrossAttentionOptionError } from "../../src/models/pixart-transformer-2d-attention";
@@ -88,6 +89,28 @@ describe("parity: cross-attention probabilities vs a diffusers attention process
       });
     });
   }
+
+  it("an int8-quantized transformer's variant is built with the same quantized linears (probabilities close to fp32)", async () => {
+    const config = configs.find((c) => c.name === "tiny-square")!;
+    const ref = await loadReference(config.dir);
+    const expected = await (await loadReference(config.dir, "attention.safetensors"))("attention.transformer.probs");
+    const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "pixart-attn-int8-"));
+    const model = await PixArtTransformer2DModel.fromPretrained(path.join(config.pipeline, "transformer"), { quantize: "int8", cacheDir });
+    try {
+      const out = await model.forwardWithCrossAttention({
+        hiddenStates: await ref("transformer.hidden_states") as Tensor,
+        encoderHiddenStates: await ref("transformer.encoder_hidden_states") as Tensor,
+        encoderAttentionMask: await ref("transformer.encoder_attention_mask") as Tensor<BigInt64Array>,
+        timestep: (await ref("transformer.timestep")).data as BigInt64Array,
+      }, { layers: [0, 1] });
+      const d = maxAbsDifference(firstColumns(out.crossAttention.data, out.crossAttention.dims, expected.dims[3]).data, expected.data as Float32Array);
+      // int8 weights move the scores a little: close to fp32, but not equal (so the quantized linears were used).
+      assert.ok(d.maxAbs > 0 && d.maxAbs < 0.05, `int8 vs fp32 probabilities: ${d.maxAbs}`);
+    } finally {
+      await model.release();
+      fs.rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
 
   it("the default graph has no probability path (no Softmax, no row-start input, one output)", async () => {
     const config = configs[0];
