@@ -141,8 +141,9 @@ export function installModulePaths(rootDir: string): EnclosingPackage | undefine
   sys.directoryExists = (p) => orig.directoryExists(real(p)) || (p.includes("node_modules") && subpathDirectoryExists(p, real));
   if (orig.realpath) {
     const realpath = orig.realpath;
-    // Keep redirected files under their node_modules path: the compiler then treats them as a library (no emit).
-    sys.realpath = (p) => (pkg && selfPath(pkg, p) ? p : realpath(p));
+    // Redirected files get their real path, so `pixart-ts` and `../dist/src` imports share one declaration of each
+    // class (separate copies would not be assignable to each other: TS2345 on private members).
+    sys.realpath = (p) => realpath(real(p));
   }
   return pkg;
 }

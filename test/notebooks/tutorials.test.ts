@@ -29,6 +29,8 @@ async function execute(name: string): Promise<Cell[]> {
   try {
     fs.mkdirSync(path.join(work, "notebooks"));
     fs.symlinkSync(buildRoot, path.join(work, "dist"));
+    // The notebooks import the project by its package name ("pixart-ts"), found from this package.json.
+    fs.copyFileSync(path.join(repoRoot(), "package.json"), path.join(work, "package.json"));
     fs.symlinkSync(path.join(repoRoot(), "test"), path.join(work, "test"));
     const notebook = path.join(work, "notebooks", name);
     fs.copyFileSync(path.join(repoRoot(), "notebooks", name), notebook);
