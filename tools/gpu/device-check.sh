@@ -60,7 +60,6 @@ unpack() {
 }
 
 run() {
-  : > "$OUT/summary.txt"
   log "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n1)"
   unpack || return 1
   {
@@ -74,11 +73,13 @@ run() {
   log "install + tests: $(grep -cE '✔' "$OUT/install-and-tests.log") passing, $(grep -E '^\s+[0-9]+ failing' "$OUT/install-and-tests.log" | xargs) $(grep -E '^\s+[0-9]+ pending' "$OUT/install-and-tests.log" | xargs)"
 
   local full="$WORK/pixart-full" site="$WORK/site"
-  if [ ! -d "$site/diffusers" ]; then "$PY" -m pip install -q --no-index --no-deps --target "$site" "$WORK"/bundle/wheels/*.whl >> "$OUT/summary.txt" 2>&1; fi
+  if [ ! -d "$site/diffusers" ]; then "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$WORK"/bundle/wheels/*.whl >> "$OUT/summary.txt" 2>&1; fi
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-  log "making the full-size transformer and VAE (fp16, random)"
-  timeout "$(( $(left) > 150 ? 150 : $(left) ))" "$PY" tools/reference/make_fullsize.py "$full" --components transformer,vae --dtype float16 >> "$OUT/summary.txt" 2>&1
-  if [ "$(left)" -gt 60 ]; then
+  if [ "$(left)" -gt 90 ]; then
+    log "making the full-size transformer and VAE (fp16, random)"
+    timeout "$(( $(left) > 210 ? 150 : $(left) - 60 ))" "$PY" tools/reference/make_fullsize.py "$full" --components transformer,vae --dtype float16 >> "$OUT/summary.txt" 2>&1
+  fi
+  if [ "$(left)" -gt 60 ] && [ -f "$full/transformer/config.json" ] && [ -f "$full/vae/config.json" ]; then
     log "bench without the T5 (20 steps at 1024 px)"
     timeout "$(( $(left) - 20 ))" node --expose-gc dist/bench/staged-recipe.js --dir "$full" --device cuda --size 1024 --steps 20 \
       --skip-text-encoder --json "$OUT/bench-notext.json" > "$OUT/bench-notext.log" 2>&1

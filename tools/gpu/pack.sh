@@ -15,7 +15,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 OUTDIR="$ROOT/.gpu-bundle"
-PART_SIZE=58000000
+PART_SIZE=50000000
 CACHE="${PIXART_GPU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pixart-ts/gpu}"
 DIFFUSERS="diffusers==0.42.1"
 while [ $# -gt 0 ]; do
