@@ -52,7 +52,9 @@ export async function openSafetensors(file: string): Promise<SafetensorsFile> {
   }
   try {
     const realPath = fs.realpathSync(file);
-    const fileSize = (await handle.stat()).size;
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new SafetensorsFormatError(file, "is not a regular file (a folder or a device?); expected a .safetensors file");
+    const fileSize = stat.size;
     if (fileSize < 8) {
       throw new SafetensorsFormatError(file, `file is ${fileSize} bytes; expected at least 8 (the header length)`);
     }

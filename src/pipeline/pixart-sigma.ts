@@ -29,7 +29,7 @@ import { binTableFor, classifyHeightWidthBin, resizeAndCrop } from "./resolution
 import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } from "./tensor-ops";
 import { ComponentHost, ComponentMissingError, MODEL_NAMES, type ModelName } from "./components";
 import { checkFinite, checkFiniteNumber, checkInteger, checkRequestedSide, checkRunFitsMemory, checkTensor, checkTextList, checkTimesteps,
-  MAX_IMAGES_PER_PROMPT, MAX_SEQUENCE_LENGTH, PipelineArgumentError } from "./validate";
+  MAX_IMAGES_PER_PROMPT, MAX_SEQUENCE_LENGTH, PipelineArgumentError, readingArgument } from "./validate";
 
 export { ComponentMissingError, ComponentStateError } from "./components";
 export { NonFiniteTensorError, PipelineArgumentError } from "./validate";
@@ -489,6 +489,10 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
 
   /** Types, ranges and tensor sizes, before anything is allocated (checkInputs follows once sizes are binned). */
   private checkCallArguments(options: CallOptions): void {
+    readingArgument("options", () => this.checkCallArgumentsUnsafe(options));
+  }
+
+  private checkCallArgumentsUnsafe(options: CallOptions): void {
     checkRequestedSide("height", options.height);
     checkRequestedSide("width", options.width);
     if (options.prompt !== undefined) checkTextList("prompt", options.prompt);

@@ -53,8 +53,31 @@ export function checkFiniteNumber(argument: string, v: unknown): number {
   return v;
 }
 
+/**
+ * Runs argument checks, turning anything an argument throws while being read (a revoked Proxy, a throwing getter)
+ * into a PipelineArgumentError for `argument`.
+ */
+export function readingArgument<T>(argument: string, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof PipelineArgumentError) throw e;
+    let why = "";
+    try {
+      why = String((e as Error)?.message ?? e);
+    } catch {
+      // the error itself cannot be read either
+    }
+    throw new PipelineArgumentError(argument, `could not be read (${why || "reading it threw"})`);
+  }
+}
+
 /** A string, or a non-empty array of strings. */
 export function checkTextList(argument: string, v: unknown): void {
+  readingArgument(argument, () => checkTextListUnsafe(argument, v));
+}
+
+function checkTextListUnsafe(argument: string, v: unknown): void {
   if (typeof v === "string") return;
   if (!Array.isArray(v)) throw new PipelineArgumentError(argument, `must be a string or an array of strings, got ${describe(v)}`);
   if (v.length === 0) throw new PipelineArgumentError(argument, "the prompt list is empty");
@@ -89,6 +112,10 @@ const TENSOR_KINDS = { float32: Float32Array, int64: BigInt64Array } as const;
 
 /** A tensor argument: an object with `dims` (positive integers) and a typed `data` of exactly that many elements. */
 export function checkTensor(argument: string, t: unknown, kind: keyof typeof TENSOR_KINDS): asserts t is Tensor<Float32Array | BigInt64Array> {
+  readingArgument(argument, () => checkTensorUnsafe(argument, t, kind));
+}
+
+function checkTensorUnsafe(argument: string, t: unknown, kind: keyof typeof TENSOR_KINDS): void {
   const { data, dims } = (typeof t === "object" && t !== null ? t : {}) as { data?: unknown; dims?: unknown };
   if (!(data instanceof TENSOR_KINDS[kind])) {
     throw new PipelineArgumentError(argument, `must be a tensor { data: ${TENSOR_KINDS[kind].name}, dims }, got ${describe(t)}`);
