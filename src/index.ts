@@ -1,27 +1,41 @@
 /**
  * pixart-ts: the diffusers PixArt-Σ pipeline in TypeScript on onnxruntime-node.
+ *
+ * The root entry point holds the pipeline, the models, the schedulers and every error class. Narrower entry
+ * points: `pixart-ts/schedulers`, `pixart-ts/tokenizer`, `pixart-ts/display`, `pixart-ts/io`, `pixart-ts/models`,
+ * `pixart-ts/random`, `pixart-ts/memory` and `pixart-ts/kernel` (the Jupyter kernel; needs tslab and zeromq).
+ *
+ * @packageDocumentation
  */
-export { PixArtSigmaPipeline, PipelineArgumentError } from "./pipeline/pixart-sigma";
-export type { CallOptions, EncodePromptOptions, EncodedPrompt, FromPretrainedOptions, PipelineOutput, ProgressCallOptions, StepInfo } from "./pipeline/pixart-sigma";
+export { PixArtSigmaPipeline, PipelineArgumentError, PipelineBusyError, NonFiniteTensorError, COMPONENT_FOLDERS } from "./pipeline/pixart-sigma";
+export type {
+  CallOptions, ComponentName, EncodePromptOptions, EncodedPrompt, FromPretrainedOptions, ImageOutput, LatentOutput, OutputType,
+  LoadOptions, PipelineOutput, ProgressCallOptions, QueueOptions, StepInfo, TensorOutput,
+} from "./pipeline/pixart-sigma";
 export type { PipelineOperation, PipelineStage, ProgressEvent, ProgressListener, ProgressOption, StepEvent, StageStartEvent, StageEndEvent } from "./runtime/progress";
 export { ComponentMissingError, ComponentStateError } from "./pipeline/components";
-export { PixArtImage } from "./pipeline/image";
+export type { ModelName } from "./pipeline/components";
+export { PixArtImage, ImageFormatError, imageFormatFor } from "./pipeline/image";
+export type { ImageFormat } from "./pipeline/image";
 export type { AttentionMaps, AttentionOptions, AttentionWord, ImageAttentionMaps } from "./pipeline/attention-maps";
 export { CrossAttentionOptionError } from "./models/pixart-transformer-2d-attention";
 export { attentionBundle, showAttention } from "./display/attention";
 export { inspect, imageGridBundle } from "./display/faces";
-export { T5EncoderModel } from "./models/t5-encoder";
-export { PixArtTransformer2DModel } from "./models/pixart-transformer-2d";
-export { AutoencoderKL } from "./models/autoencoder-kl";
-export type { Tensor } from "./models/model";
-export { T5Tokenizer } from "./tokenizer/t5-tokenizer";
-export { loadScheduler, schedulerFromConfig, SCHEDULER_CLASS_NAMES } from "./schedulers/scheduler";
-export type { Scheduler } from "./schedulers/scheduler";
-export { TorchGenerator } from "./random/torch-generator";
-export { randnTensor } from "./random/randn-tensor";
-export { MemoryReport } from "./memory/report";
+export { ResolutionBinningError } from "./pipeline/resolution-binning";
+export * from "./models";
+export type { ExecutionProvider, SessionConfig } from "./onnx/session";
+export { SessionWorkerError, SessionReleasedError } from "./onnx/worker-session";
 export { cudaStatus, DeviceArgumentError, GpuUnavailableError } from "./onnx/device";
 export type { CudaStatus, Device } from "./onnx/device";
-export { processMemory, formatBytes } from "./memory/probes";
+export { T5Tokenizer } from "./tokenizer/t5-tokenizer";
+export * from "./tokenizer/errors";
+export * from "./schedulers";
+export * from "./random";
+export * from "./memory";
 export { resolveModelPath } from "./io/hub-cache";
 export * from "./io/errors";
+export { WeightsFileChangedError } from "./io/file-guard";
+export { DisplayError, CommError } from "./display/display";
+export { InterruptedError } from "./display/interrupt";
+export { EncodedArrayError } from "./display/arrays";
+export { PayloadSchemaError } from "./display/schemas";

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * Installs the kernel spec into the active Jupyter environment:
  *
@@ -136,8 +137,31 @@ export interface InstallResult {
   spec: KernelSpec;
 }
 
+/**
+ * The kernel's own dependencies. They are optional peer dependencies of pixart-ts (the library never loads
+ * them), so a consumer who wants the kernel installs them next to it.
+ */
+export const KERNEL_PEER_DEPENDENCIES = ["tslab", "zeromq"] as const;
+
+/** Throws InstallError naming what to install when tslab or zeromq cannot be loaded from here. */
+export function checkKernelDependencies(resolve: (id: string) => string = require.resolve): void {
+  const missing = KERNEL_PEER_DEPENDENCIES.filter((id) => {
+    try {
+      resolve(id);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) {
+    throw new InstallError(`the pixart-ts kernel needs ${missing.join(" and ")} (optional peer dependencies of pixart-ts); ` +
+      `install them next to it: npm install ${missing.join(" ")}`);
+  }
+}
+
 /** Installs the spec and checks that `jupyter kernelspec list` shows it with this build's argv. */
 export function install(options: InstallOptions = {}): InstallResult {
+  checkKernelDependencies();
   const name = options.name ?? defaultKernelName;
   if (!/^[a-z0-9._-]+$/i.test(name)) throw new InstallError(`--name ${JSON.stringify(name)}: use letters, digits, '.', '_' or '-'`);
   const { python, isEnv } = choosePython(options.python);

@@ -6,7 +6,7 @@ export {
   DTYPE_SIZES, MAX_HEADER_BYTES, SafetensorsFile, TensorArray, byteSize, isDType, openSafetensors,
   readTensorData, readTensorFloat32, toFloat32, toTypedArray,
 } from "./safetensors";
-export { TensorDataSource, TensorToWrite, WriteOptions, WriteResult, layoutSafetensors, writeSafetensors } from "./safetensors-writer";
+export { Chunks, HeaderLayout, HeaderLayoutEntry, TensorDataSource, TensorToWrite, WriteOptions, WriteResult, layoutSafetensors, writeSafetensors } from "./safetensors-writer";
 export {
   CheckpointWeights, Component, ComponentOptions, ComponentSpec, MODEL_INDEX, PipelineFolder, WeightOptions,
   openComponent, openPipelineFolder, openWeights, requireTensors, weightFileCandidates, withAliases,

@@ -14,7 +14,8 @@ import { CheckpointError, TensorShapeError } from "./errors";
 import { METADATA_KEY, byteSize, isDType } from "./safetensors";
 import type { DType } from "./types";
 
-type Chunks = Iterable<ArrayBufferView> | AsyncIterable<ArrayBufferView>;
+/** Tensor bytes as they are written: chunks, sync or async. */
+export type Chunks = Iterable<ArrayBufferView> | AsyncIterable<ArrayBufferView>;
 /** The bytes of one tensor (little-endian, row-major), given or produced on demand (whole or in chunks). */
 export type TensorDataSource =
   | ArrayBufferView

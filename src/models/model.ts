@@ -48,6 +48,7 @@ export abstract class OrtModel {
   /** Host ↔ onnxruntime traffic of this model's runs (what IO binding would save on a GPU; see docs/gpu.md). */
   readonly hostTraffic: HostTraffic = { runs: 0, bytesIn: 0, bytesOut: 0 };
 
+  /** @internal */
   protected constructor(readonly modelName: string, readonly built: BuiltModel, session: ModelSession) {
     this.session = session;
     this.sessionConfig = sessionConfigs.get(session) ?? {};
@@ -58,6 +59,7 @@ export abstract class OrtModel {
    * Makes the session. The weight files are fingerprinted first (a file truncated since its header was read
    * fails here, by name) and checked again if onnxruntime fails, so that a file changed meanwhile is named
    * instead of onnxruntime's message about external data.
+   * @internal
    */
   protected static async createSession(built: BuiltModel, config: SessionConfig = {}): Promise<ModelSession> {
     // Checked here as well as where the session is made: a worker would report a bad device only after starting.
@@ -131,6 +133,7 @@ export abstract class OrtModel {
     return this.session === undefined;
   }
 
+  /** @internal */
   protected async run(feeds: Record<string, ort.Tensor>): Promise<Readonly<Record<string, ort.Tensor>>> {
     if (!this.session) throw new ModelReleasedError(this.modelName);
     checkUnchanged(this.files);
@@ -149,14 +152,19 @@ export abstract class OrtModel {
   }
 }
 
+/** @internal */
 export function toOrt(t: Tensor<Float32Array>): ort.Tensor;
+/** @internal */
 export function toOrt(t: Tensor<BigInt64Array>): ort.Tensor;
+/** @internal */
 export function toOrt(t: Tensor<Int32Array>): ort.Tensor;
+/** @internal */
 export function toOrt(t: Tensor<Float32Array | BigInt64Array | Int32Array>): ort.Tensor {
   const type = t.data instanceof Float32Array ? "float32" : t.data instanceof BigInt64Array ? "int64" : "int32";
   return new ort.Tensor(type, t.data, [...t.dims]);
 }
 
+/** @internal */
 export function fromOrt(t: ort.Tensor): Tensor<Float32Array> {
   return { data: t.data as Float32Array, dims: [...t.dims] };
 }

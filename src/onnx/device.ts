@@ -47,12 +47,13 @@ export function deviceName(d: ParsedDevice): Device {
  * onnxruntime execution providers for a device. CUDA lists the CPU provider after it: onnxruntime assigns any
  * node without a CUDA kernel (e.g. com.microsoft DynamicQuantizeMatMul of the int8 T5) to the CPU and copies
  * across, instead of failing.
+ * @internal
  */
 export function executionProvidersFor(device: ParsedDevice): ort.InferenceSession.ExecutionProviderConfig[] {
   return device.kind === "cpu" ? ["cpu"] : [{ name: "cuda", deviceId: device.id }, "cpu"];
 }
 
-/** The device of a list of execution providers (for configs that give `executionProviders` directly). */
+/** The device of a list of execution providers (for configs that give `executionProviders` directly). @internal */
 export function deviceOfProviders(eps: readonly ort.InferenceSession.ExecutionProviderConfig[] | undefined): ParsedDevice {
   for (const ep of eps ?? []) {
     const name = typeof ep === "string" ? ep : ep.name;

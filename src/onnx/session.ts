@@ -7,6 +7,9 @@ import * as ort from "onnxruntime-node";
 import type { BuiltModel } from "./graph";
 import { assertCuda, deviceOfProviders, executionProvidersFor, GpuUnavailableError, parseDevice, type Device } from "./device";
 
+/** An onnxruntime execution provider: its name, or its name with provider options. */
+export type ExecutionProvider = string | { readonly name: string; readonly [option: string]: unknown };
+
 export interface SessionConfig {
   /** Threads for one operator; defaults to onnxruntime's choice (all cores). */
   intraOpNumThreads?: number;
@@ -18,7 +21,12 @@ export interface SessionConfig {
    * docs/gpu.md), with the CPU provider behind it for nodes CUDA has no kernel for. Overrides executionProviders.
    */
   device?: Device;
-  executionProviders?: ort.InferenceSession.SessionOptions["executionProviders"];
+  /**
+   * onnxruntime execution providers in order of preference, by name ("cpu", "cuda", ...) or as
+   * `{ name, ...options }`. Default ["cpu"]. Typed here rather than as onnxruntime-common's type, which
+   * pulls in DOM types (WebGLTexture, ImageData) that a Node project with `lib: ["ES2022"]` does not have.
+   */
+  executionProviders?: readonly ExecutionProvider[];
   /**
    * Run the session on the calling thread instead of in a worker thread (the default for models).
    * `run()` then blocks the event loop for the whole inference; meant for tests and benchmarks.
@@ -55,6 +63,7 @@ export function pickSessionConfig(opts: SessionConfig): SessionConfig {
 /**
  * What the models need from a session, whether it lives on this thread (ort.InferenceSession) or in a
  * worker (WorkerSession).
+ * @internal (not in the shipped types, which must not reach onnxruntime-common's DOM-typed declarations)
  */
 export interface ModelSession {
   readonly inputNames: readonly string[];
@@ -64,9 +73,10 @@ export interface ModelSession {
   release(): Promise<void>;
 }
 
-/** The parts of a built graph a session is made from (all of them plain data, so they can go to a worker). */
+/** The parts of a built graph a session is made from (all of them plain data, so they can go to a worker). @internal */
 export type SessionModel = Pick<BuiltModel, "bytes" | "externalDataFolder" | "hasCastWeights">;
 
+/** @internal */
 export async function createSession(model: SessionModel, config: SessionConfig = {}): Promise<ort.InferenceSession> {
   const session: Record<string, string> = {};
   if (model.externalDataFolder) session["model_external_initializers_file_folder_path"] = model.externalDataFolder;
@@ -102,8 +112,8 @@ export async function createSession(model: SessionModel, config: SessionConfig =
   }
 }
 
-/** The execution providers of a config: from `device` when given, else `executionProviders`, else the CPU. */
+/** The execution providers of a config: from `device` when given, else `executionProviders`, else the CPU. @internal */
 export function sessionProviders(config: SessionConfig): ort.InferenceSession.ExecutionProviderConfig[] {
   if (config.device !== undefined) return executionProvidersFor(parseDevice(config.device, "device"));
-  return [...(config.executionProviders ?? ["cpu"])];
+  return [...(config.executionProviders ?? ["cpu"])] as ort.InferenceSession.ExecutionProviderConfig[];
 }

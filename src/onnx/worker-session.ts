@@ -134,6 +134,7 @@ class Connection {
 
 const abandoned = new FinalizationRegistry<Connection>((conn) => conn.abandon());
 
+/** @internal */
 export class WorkerSession implements ModelSession {
   private releasing?: Promise<void>;
 

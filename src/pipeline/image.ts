@@ -2,7 +2,8 @@
  * Post-processing (diffusers' VaeImageProcessor.postprocess) and images as pipeline outputs.
  */
 import * as fs from "fs";
-import { createCanvas } from "canvas";
+import * as path from "path";
+import { createCanvas, type Canvas } from "canvas";
 import type { Tensor } from "../models/model";
 import { inspectCustom } from "../runtime/face";
 
@@ -27,6 +28,26 @@ export function postprocessToNhwc(image: Tensor): Tensor {
 export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** The encodings `PixArtImage.save` writes (node-canvas encodes PNG and JPEG, not WebP). */
+export type ImageFormat = "png" | "jpeg";
+
+const FORMATS_BY_EXTENSION: Record<string, ImageFormat> = { ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg" };
+
+/** A file name whose extension names no format that can be written. */
+export class ImageFormatError extends Error {
+  override name = "ImageFormatError";
+  constructor(readonly file: string) {
+    super(`${file}: cannot tell the image format from the extension "${path.extname(file)}"; use .png, .jpg or .jpeg`);
+  }
+}
+
+/** The format a file name's extension names (case-insensitive); ImageFormatError for anything else. */
+export function imageFormatFor(file: string): ImageFormat {
+  const format = FORMATS_BY_EXTENSION[path.extname(file).toLowerCase()];
+  if (!format) throw new ImageFormatError(file);
+  return format;
 }
 
 /** An RGB image produced by the pipeline: 8-bit pixels, PNG on demand, shown inline in notebooks. */
@@ -60,16 +81,32 @@ export class PixArtImage {
   }
 
   toPng(): Buffer {
+    return this.toCanvas().toBuffer("image/png");
+  }
+
+  /** JPEG bytes; `quality` in (0, 1], default 0.95. */
+  toJpeg(quality = 0.95): Buffer {
+    if (!(quality > 0 && quality <= 1)) throw new RangeError(`PixArtImage.toJpeg: quality must be in (0, 1], got ${quality}`);
+    return this.toCanvas().toBuffer("image/jpeg", { quality });
+  }
+
+  /** Encoded bytes in the given format. */
+  encode(format: ImageFormat): Buffer {
+    return format === "jpeg" ? this.toJpeg() : this.toPng();
+  }
+
+  /** Writes the image in the format its extension names: .png, or .jpg / .jpeg (quality 0.95). */
+  async save(file: string): Promise<void> {
+    await fs.promises.writeFile(file, this.encode(imageFormatFor(file)));
+  }
+
+  private toCanvas(): Canvas {
     const canvas = createCanvas(this.width, this.height);
     const ctx = canvas.getContext("2d");
     const data = ctx.createImageData(this.width, this.height);
     data.data.set(this.toRgba());
     ctx.putImageData(data, 0, 0);
-    return canvas.toBuffer("image/png");
-  }
-
-  async save(file: string): Promise<void> {
-    await fs.promises.writeFile(file, this.toPng());
+    return canvas;
   }
 
   /** Notebook display (the Deno/pixart-ts kernel convention): the PNG plus a text fallback. */

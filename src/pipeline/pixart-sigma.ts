@@ -30,9 +30,11 @@ import { catBatch, classifierFreeGuidance, firstChannels, repeatRows, scale } fr
 import { ComponentHost, ComponentMissingError, MODEL_NAMES, type ModelName } from "./components";
 import { checkFinite, checkFiniteNumber, checkInteger, checkRequestedSide, checkRunFitsMemory, checkTensor, checkTextList, checkTimesteps,
   MAX_IMAGES_PER_PROMPT, MAX_SEQUENCE_LENGTH, PipelineArgumentError, readingArgument } from "./validate";
+import { RunLock } from "./run-lock";
 
 export { ComponentMissingError, ComponentStateError } from "./components";
 export { NonFiniteTensorError, PipelineArgumentError } from "./validate";
+export { PipelineBusyError } from "./run-lock";
 
 export type ComponentName = "tokenizer" | "textEncoder" | "transformer" | "vae" | "scheduler";
 
@@ -70,16 +72,33 @@ export interface FromPretrainedOptions {
 
 /** The progress option of a single pipeline method; it overrides `pipe.progress`. */
 export interface ProgressCallOptions {
+  /** Progress events of this call: false for none, a function for the events. Default: `pipe.progress`. */
   progress?: ProgressOption;
 }
 
-export interface EncodePromptOptions extends ProgressCallOptions {
+/** Queueing: one run at a time per pipeline (see `PixArtSigmaPipeline.call`). */
+export interface QueueOptions {
+  /**
+   * Default true: when another `call()`, `encodePrompt()`, `decodeLatents()` or `dispose()` is running on this
+   * pipeline, wait for it (first in, first out). false: throw PipelineBusyError at once instead.
+   */
+  wait?: boolean;
+}
+
+export interface EncodePromptOptions extends ProgressCallOptions, QueueOptions {
+  /** Also encode the negative prompt (diffusers' `do_classifier_free_guidance`). Default true. */
   doClassifierFreeGuidance?: boolean;
+  /** The negative prompt, one for all prompts or one per prompt. Default "" (with classifier-free guidance). */
   negativePrompt?: string | string[];
+  /** Images per prompt: the embeddings are repeated this many times. Default 1. */
   numImagesPerPrompt?: number;
+  /** Precomputed prompt embeddings [batch, length, 4096] instead of `prompt`. Default: none (encode `prompt`). */
   promptEmbeds?: Tensor;
+  /** The attention mask of `promptEmbeds` [batch, length]; required with it. */
   promptAttentionMask?: Tensor<BigInt64Array>;
+  /** Precomputed negative prompt embeddings instead of `negativePrompt`. Default: none. */
   negativePromptEmbeds?: Tensor;
+  /** The attention mask of `negativePromptEmbeds`; required with it. */
   negativePromptAttentionMask?: Tensor<BigInt64Array>;
   /**
    * diffusers' caption cleaning (URLs, HTML, punctuation runs, ... then lowercasing). `encodePrompt` defaults to
@@ -88,6 +107,7 @@ export interface EncodePromptOptions extends ProgressCallOptions {
    * as diffusers does without bs4/ftfy; asked for explicitly, it throws CleanCaptionUnsupportedError instead.
    */
   cleanCaption?: boolean;
+  /** Tokens per prompt (padding and truncation length). Default 300, as diffusers' PixArt-Σ pipeline. */
   maxSequenceLength?: number;
 }
 
@@ -111,49 +131,63 @@ export interface StepInfo {
   crossAttention?: Tensor;
 }
 
-export interface CallOptions extends Omit<EncodePromptOptions, "doClassifierFreeGuidance"> {
+/** What `call()` returns: PixArtImage objects, the final latents, or the decoded float tensor. */
+export type OutputType = "image" | "latent" | "tensor";
+
+/**
+ * The arguments of `call()`, diffusers' `PixArtSigmaPipeline.__call__` in camelCase. Every field is optional
+ * except that a `prompt` or `promptEmbeds` is needed; the defaults are those of diffusers.
+ */
+export interface CallOptions<O extends OutputType = OutputType> extends Omit<EncodePromptOptions, "doClassifierFreeGuidance"> {
+  /** The prompt or prompts. Required unless `promptEmbeds` is given. */
   prompt?: string | string[];
+  /** Denoising steps. Default 20 (the length of `timesteps` when those are given). */
   numInferenceSteps?: number;
-  /** Custom descending timesteps (schedulers that accept them). */
+  /** Custom descending timesteps (schedulers that accept them). Default: none (the scheduler's spacing). */
   timesteps?: number[];
+  /** Classifier-free guidance scale; guidance runs only when > 1. Default 4.5. */
   guidanceScale?: number;
+  /** Image height in pixels. Default: the transformer's sample size × 8 (1024 for the 1024-MS checkpoint). */
   height?: number;
+  /** Image width in pixels. Default: the transformer's sample size × 8. */
   width?: number;
+  /**
+   * Default true: generate at the nearest trained aspect ratio of the checkpoint's resolution, then resize
+   * and centre-crop back to height × width (diffusers' `use_resolution_binning`).
+   */
   useResolutionBinning?: boolean;
-  /** DDIM's η; ignored by schedulers without it. */
+  /** DDIM's η; ignored by schedulers without it. Default: the scheduler's own (0 for DDIM). */
   eta?: number;
-  /** A seed, or torch-identical generators (one, or one per image). */
+  /** A seed for `new TorchGenerator(seed)` (torch.Generator("cpu").manual_seed). Default: none (random noise). */
   seed?: number;
+  /** Torch-identical generators (one, or one per image); wins over `seed`. Default: none. */
   generator?: TorchGenerator | TorchGenerator[];
-  /** Initial latents [B, C, h, w] to use instead of drawing noise. */
+  /** Initial latents [B, C, h, w] to use instead of drawing noise. Default: none (draw noise). */
   latents?: Tensor;
-  outputType?: "image" | "latent" | "tensor";
-  /** Called after every step; return false to stop early (the current latents are then decoded). */
+  /** Default "image". Narrows the return type: `images`, `latents` or `tensor`. */
+  outputType?: O;
+  /** Called after every step; return false to stop early (the current latents are then decoded). Default: none. */
   callbackOnStepEnd?: (info: StepInfo) => void | boolean | Promise<void | boolean>;
   /**
-   * Aborting stops the run between steps with the signal's reason. In a pixart-ts notebook kernel it defaults
-   * to the cell's signal, so Jupyter's interrupt button stops a run after the current step.
+   * Aborting stops the run between steps (or takes it out of the queue) with the signal's reason. Default: none,
+   * except in a pixart-ts notebook kernel, where it is the cell's signal, so Jupyter's interrupt button stops a
+   * run after the current step.
    */
   signal?: AbortSignal;
   /**
    * Record cross-attention maps (DAAM-style, see pipeline/attention-maps.ts): true for every block and step, or the
    * blocks and steps (0-based) to record. The transformer then runs its attention-map graph variant on those steps.
+   * Default false.
    */
   attention?: boolean | AttentionOptions;
   /**
    * While progress is shown: every n steps also decode the latents with the VAE for the preview (one VAE run each
-   * time, counted in the step's time). Without it the preview is the cheap linear latent-to-RGB map.
+   * time, counted in the step's time). Default: none (the preview is the cheap linear latent-to-RGB map).
    */
   previewDecodeEvery?: number;
 }
 
-export interface PipelineOutput {
-  /** outputType "image" (default): one image per prompt × numImagesPerPrompt. */
-  images?: PixArtImage[];
-  /** outputType "latent": final latents, not scaled. */
-  latents?: Tensor;
-  /** outputType "tensor": NHWC float32 in [0, 1] (diffusers `output_type="np"`). */
-  tensor?: Tensor;
+interface OutputBase {
   /** Steps run (fewer than asked when a callback stopped the run). */
   stepsRun: number;
   /** With the `attention` option: cross-attention maps per image and word (pipeline/attention-maps.ts). */
@@ -173,13 +207,39 @@ export interface PartialRun {
   finished: boolean;
 }
 
+/** outputType "image" (the default): one image per prompt × numImagesPerPrompt. */
+export interface ImageOutput extends OutputBase {
+  images: PixArtImage[];
+  latents?: undefined;
+  tensor?: undefined;
+}
+
+/** outputType "latent": the final latents, not scaled (decode them with `decodeLatents`). */
+export interface LatentOutput extends OutputBase {
+  latents: Tensor;
+  images?: undefined;
+  tensor?: undefined;
+}
+
+/** outputType "tensor": NHWC float32 in [0, 1] (diffusers `output_type="np"`). */
+export interface TensorOutput extends OutputBase {
+  tensor: Tensor;
+  images?: undefined;
+  latents?: undefined;
+}
+
+/** The output for an outputType: `call({ outputType: "latent" })` resolves to a LatentOutput, and so on. */
+export type PipelineOutput<O extends OutputType = OutputType> =
+  O extends "latent" ? LatentOutput : O extends "tensor" ? TensorOutput : ImageOutput;
+
 interface Models extends Record<ModelName, T5EncoderModel | PixArtTransformer2DModel | AutoencoderKL | null> {
   textEncoder: T5EncoderModel | null;
   transformer: PixArtTransformer2DModel | null;
   vae: AutoencoderKL | null;
 }
 
-type LoadOptions = Partial<Record<ModelName, SessionConfig | T5EncoderLoadOptions>>;
+/** Load options kept per model for `load()`. */
+export type LoadOptions = Partial<Record<ModelName, SessionConfig | T5EncoderLoadOptions>>;
 
 export class PixArtSigmaPipeline extends ComponentHost<Models> {
   tokenizer: T5Tokenizer | null;
@@ -188,6 +248,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
   lastRun?: PartialRun;
   /** Progress for calls that do not pass their own `progress` option (see FromPretrainedOptions.progress). */
   progress?: ProgressOption;
+  private readonly runs = new RunLock();
 
   constructor(components: { tokenizer: T5Tokenizer | null; textEncoder: T5EncoderModel | null; transformer: PixArtTransformer2DModel | null;
     vae: AutoencoderKL | null; scheduler: Scheduler }, readonly source?: PipelineFolder, readonly sessionConfig: SessionConfig = {},
@@ -262,10 +323,20 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     this.loaded(name, gpuBefore);
   }
 
-  /** Removes every model and waits for their sessions to be released. */
+  /**
+   * Removes every model and waits for their sessions to be released. Queued like a run: it waits for running
+   * and queued calls to finish first. `await using pipe = await PixArtSigmaPipeline.fromPretrained(...)` calls it
+   * at the end of the scope.
+   */
   async dispose(): Promise<void> {
-    for (const name of ["textEncoder", "transformer", "vae"] as const) if (this.models[name]) this.unload(name);
-    await this.flush();
+    await this.runs.run("dispose()", async () => {
+      for (const name of ["textEncoder", "transformer", "vae"] as const) if (this.models[name]) this.unload(name);
+      await this.flush();
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
   }
 
   /** VAE downsampling factor (8 for the SDXL VAE). */
@@ -277,8 +348,8 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
   async encodePrompt(prompt: string | string[] | undefined, options: EncodePromptOptions = {}): Promise<EncodedPrompt> {
     if (prompt !== undefined) checkTextList("prompt", prompt);
     checkEncodeOptions(options);
-    return ProgressEmitter.run("encodePrompt", options.progress ?? this.progress,
-      (progress) => this.encode(prompt, options, options.cleanCaption ?? false, progress));
+    return this.runs.run("encodePrompt()", () => ProgressEmitter.run("encodePrompt", options.progress ?? this.progress,
+      (progress) => this.encode(prompt, options, options.cleanCaption ?? false, progress)), { wait: options.wait });
   }
 
   private async encode(prompt: string | string[] | undefined, options: EncodePromptOptions, cleanCaption: boolean | "auto",
@@ -334,13 +405,27 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     return { embeds, mask, texts: preprocessed };
   }
 
-  /** Generates images: diffusers' `PixArtSigmaPipeline.__call__` with the same arguments and defaults. */
-  async call(options: CallOptions): Promise<PipelineOutput> {
+  /**
+   * Generates images: diffusers' `PixArtSigmaPipeline.__call__` with the same arguments and defaults.
+   *
+   * One run at a time: calls made while another `call()`, `encodePrompt()`, `decodeLatents()` or `dispose()`
+   * runs on this pipeline wait for it in order (so `Promise.all` over several calls gives each the image it
+   * would give alone), or throw PipelineBusyError with `wait: false`.
+   */
+  async call<O extends OutputType = "image">(options: CallOptions<O>): Promise<PipelineOutput<O>> {
     if (typeof options !== "object" || options === null) throw new PipelineArgumentError("options", "call() takes an options object, e.g. { prompt: \"...\" }");
-    return this.busy(() => ProgressEmitter.run("call", options.progress ?? this.progress, (progress) => this.generate(options, progress)));
+    const signal = options.signal ?? kernelCellSignal();
+    const lock = this.runs.acquire("call()", { wait: options.wait, signal });
+    const release = typeof lock === "function" ? lock : await lock;
+    try {
+      const output = await this.busy(() => ProgressEmitter.run("call", options.progress ?? this.progress, (progress) => this.generate(options, progress, signal)));
+      return output as PipelineOutput<O>;
+    } finally {
+      release();
+    }
   }
 
-  private async generate(options: CallOptions, progress: ProgressEmitter): Promise<PipelineOutput> {
+  private async generate(options: CallOptions, progress: ProgressEmitter, signal: AbortSignal | undefined): Promise<ImageOutput | LatentOutput | TensorOutput> {
     const transformer = this.transformer;
     if (!transformer) throw new ComponentMissingError("transformer", "to denoise");
     this.checkCallArguments(options);
@@ -393,7 +478,6 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
 
     // 6. Denoising loop (recording cross-attention of the conditional half when asked).
     const recorder = options.attention ? new CrossAttentionRecorder(resolveAttentionOptions(options.attention, transformer.config.numLayers, timesteps.length)) : undefined;
-    const signal = options.signal ?? kernelCellSignal();
     let stepsRun = 0;
     const denoiseLabel = `denoise (${timesteps.length} steps)`;
     const run: PartialRun = { stepsRun: 0, numInferenceSteps: timesteps.length, timesteps: [...timesteps], latents, finished: false };
@@ -464,9 +548,9 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
    * remove the transformer, then decode). `height`/`width`: the size asked for before resolution binning,
    * to resize and centre-crop back to.
    */
-  async decodeLatents(latents: Tensor, options: { height?: number; width?: number } & ProgressCallOptions = {}): Promise<PixArtImage[]> {
-    return toImages(await this.busy(() => ProgressEmitter.run("decodeLatents", options.progress ?? this.progress,
-      (progress) => this.decodeToTensor(latents, options, progress))));
+  async decodeLatents(latents: Tensor, options: { height?: number; width?: number } & ProgressCallOptions & QueueOptions = {}): Promise<PixArtImage[]> {
+    return this.runs.run("decodeLatents()", async () => toImages(await this.busy(() => ProgressEmitter.run("decodeLatents", options.progress ?? this.progress,
+      (progress) => this.decodeToTensor(latents, options, progress)))), { wait: options.wait });
   }
 
   /** The VAE-decoded preview for progress listeners on every n-th step (see CallOptions.previewDecodeEvery). */

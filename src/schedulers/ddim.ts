@@ -92,7 +92,7 @@ export class DDIMScheduler extends SchedulerBase<DdimConfig> {
         eps[k] = fr(sqrtAt * modelOutput[k]) + fr(sqrtBt * sample[k]);
       }
     }
-    let pred = x0;
+    let pred: Float32Array = x0;
     if (c.thresholding) {
       pred = thresholdSample(x0, this.batchOf(len, options), c.dynamic_thresholding_ratio, c.sample_max_value);
     } else if (c.clip_sample) {

@@ -5,6 +5,8 @@ export type { EncodeOptions, EncodedBatch, DecodeOptions } from "./t5-tokenizer"
 export { parseSentencePieceModel, readSentencePieceModel, PieceType } from "./sentencepiece-model";
 export type { SentencePieceModel, SentencePiece } from "./sentencepiece-model";
 export { parseTokenizerJson, readTokenizerJson, TOKENIZER_JSON_FILE } from "./tokenizer-json";
+export type { TokenizerJson } from "./tokenizer-json";
+export type { AddedTokenSpec } from "./tokenizer-config";
 export { pythonLower, pythonStrip } from "./python-str";
 export { textPreprocessing } from "./text-preprocess";
 export { cleanCaption, unquotePlus } from "./clean-caption";
