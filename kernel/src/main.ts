@@ -8,6 +8,10 @@ import { log } from "./log";
 
 const usage = "usage: node --expose-gc main.js <connection_file>";
 
+// V8 keeps 10 frames by default; a pipeline call's own layers (argument checks, progress, the run queue, busy)
+// take about that many, which cut the notebook cell's frame off tracebacks of errors thrown inside the library.
+Error.stackTraceLimit = Math.max(Error.stackTraceLimit, 50);
+
 async function main(argv: string[]): Promise<void> {
   const file = argv[0];
   if (!file || argv.length > 1) {
