@@ -1,0 +1,20 @@
+/**
+ * The short version of bench/load-delete-soak.ts: load → call → delete → flush cycles of every model must not
+ * grow the process (the bench runs 1,000 cycles against a 2 % target; this checks 8 after a warm-up, loosely,
+ * since a few cycles on a loaded machine are noisy).
+ */
+import * as assert from "assert";
+import { openSoakPipeline, soakCycle } from "../../bench/load-delete-soak";
+import { formatBytes, processMemory } from "../../src/memory/probes";
+
+describe("soak: load → call → delete → flush cycles", function () {
+  this.timeout(600_000);
+  it("8 cycles after a warm-up of 3 grow RSS by less than 10%", async () => {
+    const pipe = await openSoakPipeline();
+    for (let i = 0; i < 3; i++) await soakCycle(pipe);
+    const start = processMemory().rss;
+    for (let i = 0; i < 8; i++) await soakCycle(pipe);
+    const end = processMemory().rss;
+    assert.ok(end < start * 1.1, `RSS ${formatBytes(start)} → ${formatBytes(end)} over 8 cycles`);
+  });
+});
