@@ -19,7 +19,7 @@ export interface Idiom {
   result?: string;
   /** All stdout of the cell. */
   stdout?: string;
-  /** The cell fails with this ename; `traceback` lines must match in order (`{n}`: the cell's execution count). */
+  /** The cell fails with this ename; `traceback` lines must match in order (`{n}`: the cell's execution count, `{n-1}`: the one before). */
   error?: { ename: string; evalue?: RegExp; traceback?: string[] };
 }
 
@@ -122,6 +122,12 @@ export const idioms: Idiom[] = [
       traceback: ["at validate (cell [{n}], line 3:11)", "at check (cell [{n}], line 6:20)", "at cell [{n}], line 7:1"],
     },
   },
+  { title: "a function that throws, for a later cell", code: 'function failLater(x: number) {\n  return x.toFixed(-1)\n}' },
+  {
+    title: "a frame in an earlier cell names that cell",
+    code: "const arg = 2\nfailLater(arg)",
+    error: { ename: "RangeError", traceback: ["at failLater (cell [{n-1}], line 2:12)", "at cell [{n}], line 2:1"] },
+  },
   { title: "the kernel keeps going after errors", code: "[prompt, steps, total]", result: "[ 42, 20, 10 ]" },
 ];
 
@@ -143,7 +149,7 @@ export function checkIdiom(idiom: Idiom, got: IdiomOutcome): void {
     const tb = got.error.traceback.map(plain);
     let from = 0;
     for (const expected of idiom.error.traceback ?? []) {
-      const want = expected.replace(/\{n\}/g, String(got.count));
+      const want = expected.replace(/\{n\}/g, String(got.count)).replace(/\{n-1\}/g, String(got.count - 1));
       const at = tb.findIndex((l, i) => i >= from && l.includes(want));
       assert.ok(at >= 0, `traceback lacks "${want}" (in order):\n${tb.join("\n")}`);
       from = at + 1;
