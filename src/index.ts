@@ -10,9 +10,12 @@
 export { PixArtSigmaPipeline, PipelineArgumentError, PipelineBusyError, NonFiniteTensorError, COMPONENT_FOLDERS } from "./pipeline/pixart-sigma";
 export type {
   CallOptions, ComponentName, EncodePromptOptions, EncodedPrompt, FromPretrainedOptions, ImageOutput, LatentOutput, OutputType,
-  LoadOptions, PipelineOutput, ProgressCallOptions, QueueOptions, StepInfo, TensorOutput,
+  LoadOptions, PartialRun, PipelineOutput, ProgressCallOptions, QueueOptions, StepInfo, TensorOutput,
 } from "./pipeline/pixart-sigma";
-export type { PipelineOperation, PipelineStage, ProgressEvent, ProgressListener, ProgressOption, StepEvent, StageStartEvent, StageEndEvent } from "./runtime/progress";
+export type {
+  OperationBeginEvent, OperationEndEvent, PipelineOperation, PipelineStage, ProgressEvent, ProgressListener, ProgressOption, ProgressTensor, StepEvent,
+  StageStartEvent, StageEndEvent,
+} from "./runtime/progress";
 export { ComponentMissingError, ComponentStateError } from "./pipeline/components";
 export type { ModelName } from "./pipeline/components";
 export { PixArtImage, ImageFormatError, imageFormatFor } from "./pipeline/image";
@@ -26,7 +29,7 @@ export * from "./models";
 export type { ExecutionProvider, SessionConfig } from "./onnx/session";
 export { SessionWorkerError, SessionReleasedError } from "./onnx/worker-session";
 export { cudaStatus, DeviceArgumentError, GpuUnavailableError } from "./onnx/device";
-export type { CudaStatus, Device } from "./onnx/device";
+export type { CudaProbe, CudaStatus, Device } from "./onnx/device";
 export { T5Tokenizer } from "./tokenizer/t5-tokenizer";
 export * from "./tokenizer/errors";
 export * from "./schedulers";

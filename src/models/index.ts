@@ -1,10 +1,12 @@
 /** The three model graphs of PixArt-Σ (T5 encoder, diffusion transformer, VAE decoder), their configs and errors. */
-export type { Tensor } from "./model";
+export type { HostTraffic, Tensor } from "./model";
 export { ModelReleasedError } from "./model";
 export { T5EncoderModel, T5InputError, parseT5Config } from "./t5-encoder";
 export type { T5Config, T5EncoderInput, T5EncoderLoadOptions, T5GraphOptions, T5LinearFn } from "./t5-encoder";
 export { PixArtTransformer2DModel, TransformerInputError, parsePixArtTransformerConfig } from "./pixart-transformer-2d";
-export type { PixArtGraphOptions, PixArtTransformer2DConfig, TransformerForwardInput } from "./pixart-transformer-2d";
+export type {
+  CrossAttentionForwardOptions, PixArtGraphOptions, PixArtTransformer2DConfig, TransformerAttentionOutput, TransformerForwardInput,
+} from "./pixart-transformer-2d";
 export { AutoencoderKL, LatentShapeError, parseAutoencoderKLConfig } from "./autoencoder-kl";
 export type { AutoencoderKLConfig, DecodeOptions as VaeDecodeOptions } from "./autoencoder-kl";
 export { QUANTIZE_METHODS, QuantizeOptionError, QuantizeDtypeError, NonFiniteRowError, NonFiniteWeightError } from "./quantize";

@@ -255,7 +255,7 @@ export interface TransformerAttentionOutput {
   /** What forward() returns. */
   sample: Tensor;
   /**
-   * [layers, rows, image tokens, text tokens]: softmax probabilities averaged over heads, layers in the order
+   * `[layers, rows, image tokens, text tokens]`: softmax probabilities averaged over heads, layers in the order
    * asked, image tokens row-major over the (height / patch) × (width / patch) grid.
    */
   crossAttention: Tensor;

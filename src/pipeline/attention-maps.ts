@@ -43,9 +43,9 @@ export interface ImageAttentionMaps {
   tokens: string[];
   words: AttentionWord[];
   cutWords: string[];
-  /** [tokens, gridRows, gridCols]: the raw per-token maps (sum over steps, mean over blocks and heads). */
+  /** `[tokens, gridRows, gridCols]`: the raw per-token maps (sum over steps, mean over blocks and heads). */
   tokenMaps: Tensor;
-  /** [words, height, width]: upsampled, clamped, averaged over each word's pieces, min-max normalised. */
+  /** `[words, height, width]`: upsampled, clamped, averaged over each word's pieces, min-max normalised. */
   wordMaps: Tensor;
 }
 
