@@ -10,6 +10,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { repoRoot } from "../helpers/paths";
 import { buildRoot } from "./kernel-client";
 
 export interface Idiom {
@@ -89,6 +90,7 @@ export const idioms: Idiom[] = [
   },
   { title: "using disposes when the block throws", code: 'try {\n  using h = new Handle("failing")\n  throw new Error("inside")\n} catch (e) {\n  console.log("caught", (e as Error).message)\n}', stdout: "closed failing\ncaught inside\n" },
   { title: "import the project by its package name", code: 'import { PixArtSigmaPipeline } from "pixart-ts"\ntypeof PixArtSigmaPipeline.fromPretrained', result: "'function'" },
+  { title: "import a subpath of the project's exports map", code: 'import { newDisplayId } from "pixart-ts/display"\ntypeof newDisplayId', result: "'function'" },
   { title: "import an ESM-only package (types through its exports map)", code: 'import { shout } from "esm-only"\nshout("hi")', result: "'HI!'" },
   { title: "import a Node built-in", code: 'import * as path from "path"\npath.extname("fox.png")', result: "'.png'" },
   { title: "default import with esModuleInterop", code: 'import os from "os"\ntypeof os.cpus', result: "'function'" },
@@ -161,12 +163,17 @@ export function checkIdiom(idiom: Idiom, got: IdiomOutcome): void {
   if (idiom.stdout !== undefined) assert.strictEqual(got.stdout, idiom.stdout);
 }
 
+/** The repository's exports map (subpaths such as pixart-ts/display), so the workspace offers the same imports. */
+function repoExports(): unknown {
+  return (JSON.parse(fs.readFileSync(path.join(repoRoot(), "package.json"), "utf8")) as { exports?: unknown }).exports;
+}
+
 /** A temporary workspace laid out like the repository (see the file comment); the cells run in its notebooks/. */
 export function makeIdiomWorkspace(): { root: string; notebooks: string } {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "pixart-idioms-"));
   fs.writeFileSync(
     path.join(root, "package.json"),
-    JSON.stringify({ name: "pixart-ts", private: true, main: "dist/src/index.js", types: "dist/src/index.d.ts" }),
+    JSON.stringify({ name: "pixart-ts", private: true, main: "dist/src/index.js", types: "dist/src/index.d.ts", exports: repoExports() }),
   );
   fs.symlinkSync(buildRoot, path.join(root, "dist"));
   const esm = path.join(root, "node_modules", "esm-only");

@@ -1,5 +1,5 @@
 /**
- * The idioms of idioms.ts as one notebook (66 code cells; the failing ones tagged raises-exception), run with
+ * The idioms of idioms.ts as one notebook (67 code cells; the failing ones tagged raises-exception), run with
  * `jupyter execute` against this build's kernel in a workspace laid out like the repository; every cell's stored
  * outputs are checked against the same expectations as the protocol test.
  */
