@@ -84,7 +84,7 @@ describe("package: pack, install into a new project, use from CJS, ESM and TypeS
       dependencies: { "pixart-ts": `file:${tarball}` },
       devDependencies: { typescript: rootPkg.devDependencies["typescript"], "@types/node": rootPkg.devDependencies["@types/node"] },
       // What README's "Use it in your project" tells an npm >= 11.19 user to write: deny onnxruntime-node's postinstall
-      // (a CUDA download from nuget.org, unreachable here), allow canvas's build. No .npmrc, no environment variable.
+      // (a CUDA download from a host unreachable here), allow canvas's build. No .npmrc, no environment variable.
       allowScripts: { "onnxruntime-node": false, canvas: true },
     }, null, 2));
     install = sh("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline"], consumer, 15 * MINUTE);
