@@ -69,6 +69,24 @@ export class PixArtImage {
     return new PixArtImage(width, height, rgb);
   }
 
+  /**
+   * The same pixels drawn as blocks of k×k, with k the smallest whole factor that makes the shorter side at least
+   * `minSide` (k = 1 when it already is): for showing a tiny model's 32 px output at a size that reads, without
+   * inventing detail by smoothing.
+   */
+  enlarged(minSide: number): PixArtImage {
+    if (!Number.isFinite(minSide) || minSide < 1) throw new RangeError(`PixArtImage.enlarged: minSide must be a number >= 1, got ${minSide}`);
+    const k = Math.max(1, Math.ceil(minSide / Math.min(this.width, this.height)));
+    if (k === 1) return this;
+    const width = this.width * k;
+    const rgb = new Uint8Array(width * this.height * k * 3);
+    for (let y = 0; y < this.height * k; y++) {
+      const src = Math.floor(y / k) * this.width;
+      for (let x = 0; x < width; x++) rgb.set(this.rgb.subarray((src + Math.floor(x / k)) * 3, (src + Math.floor(x / k)) * 3 + 3), (y * width + x) * 3);
+    }
+    return new PixArtImage(width, this.height * k, rgb);
+  }
+
   toRgba(): Uint8ClampedArray {
     const rgba = new Uint8ClampedArray(this.width * this.height * 4);
     for (let p = 0; p < this.width * this.height; p++) {
