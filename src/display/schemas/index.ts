@@ -8,6 +8,9 @@ import arraySchema from "./array.schema.json";
 import attentionSchema from "./attention.schema.json";
 import latentsSchema from "./latents.schema.json";
 import memorySchema from "./memory.schema.json";
+// Types only: ajv itself is required when the first payload is validated, so importing display/ does not load it.
+import type { ValidateFunction } from "ajv";
+import type Ajv2020 from "ajv/dist/2020";
 
 export const LATENTS_MIME = "application/vnd.pixart.latents+json";
 export const MEMORY_MIME = "application/vnd.pixart.memory+json";
@@ -29,18 +32,7 @@ export class PayloadSchemaError extends Error {
   }
 }
 
-/** The part of ajv's API used here (typed locally: ajv is loaded when the first payload is validated). */
-interface ValidateFunction {
-  (data: unknown): boolean;
-  errors?: { instancePath: string; message?: string }[] | null;
-}
-interface Ajv {
-  compile(schema: object): ValidateFunction;
-  addSchema(schema: object): unknown;
-}
-type AjvConstructor = new (options: { allErrors: boolean; strict: boolean; schemas: object[] }) => Ajv;
-
-let ajv: Ajv | undefined;
+let ajv: Ajv2020 | undefined;
 const compiled = new Map<string, ValidateFunction>();
 
 function validator(mimeType: string): ValidateFunction {
@@ -49,8 +41,8 @@ function validator(mimeType: string): ValidateFunction {
   const schema = payloadSchemas.get(mimeType);
   if (!schema) throw new PayloadSchemaError(mimeType, [`no schema is registered for this MIME type (known: ${[...payloadSchemas.keys()].join(", ")})`]);
   if (!ajv) {
-    const Ajv2020 = (require("ajv/dist/2020") as { default: AjvConstructor }).default;
-    ajv = new Ajv2020({ allErrors: true, strict: true, schemas: sharedSchemas });
+    const Ajv = (require("ajv/dist/2020") as typeof import("ajv/dist/2020")).default;
+    ajv = new Ajv({ allErrors: true, strict: true, schemas: sharedSchemas });
   }
   fn = ajv.compile(schema);
   compiled.set(mimeType, fn);
