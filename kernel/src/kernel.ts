@@ -16,6 +16,7 @@ import { CellPhase } from "./io-worker";
 import { isComplete } from "./is-complete";
 import { kernelInfo } from "./kernel-info";
 import { log } from "./log";
+import { memoryCommHandler, memoryCommTarget } from "./memory-comm";
 import { Messenger, StreamName } from "./messenger";
 import { pagerQuery } from "./pager";
 import { KernelSockets, RequestChannel } from "./sockets";
@@ -102,6 +103,7 @@ export class Kernel implements KernelBridge {
     setKernelBridge(kernel);
     installLiveProgress(); // pipeline calls show live progress unless they pass progress: false
     kernel.installTslabDisplay();
+    kernel.comms.registerTarget(memoryCommTarget, memoryCommHandler({ busy: () => kernel.running !== undefined }));
     sockets.onSubscribe((topic) => void kernel.messenger.welcome(topic));
     sockets.listen((msg, channel, signalledCell) => kernel.onMessage(msg, channel, signalledCell));
     kernel.executor.warmUp();

@@ -59,7 +59,7 @@ function hostVirtualMemory(): Record<string, number> {
 let hasNvidiaSmi: boolean | undefined;
 
 /** nvidia-smi on PATH (looked up once): spawning it on a machine without a GPU would cost a failed exec per poll. */
-function nvidiaSmiPresent(): boolean {
+export function nvidiaSmiPresent(): boolean {
   hasNvidiaSmi ??= (process.env["PATH"] ?? "").split(":").some((dir) => dir && fs.existsSync(`${dir}/nvidia-smi`));
   return hasNvidiaSmi;
 }

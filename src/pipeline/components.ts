@@ -12,10 +12,11 @@
  * first one on, the timeline also records this process's GPU memory (nvidia-smi) at each event and its sampled
  * peak during each run, and the report gives per component the GPU memory it took when it was put there.
  */
-import { MemoryReport, MemoryTimeline, type ComponentMemorySource, type MemoryEvent } from "../memory/report";
+import { MemoryReport, MemoryTimeline, type ComponentMemory, type ComponentMemorySource, type MemoryEvent } from "../memory/report";
 import { GpuPeakSampler, gpuProcessMemory, processMemory, resetPeak, type GpuProcessMemory } from "../memory/probes";
 import type { OrtModel } from "../models/model";
 import { parseDevice, type Device } from "../onnx/device";
+import { registerMemoryHost } from "../runtime/memory-hosts";
 
 export type ModelName = "textEncoder" | "transformer" | "vae";
 export const MODEL_NAMES: readonly ModelName[] = ["textEncoder", "transformer", "vae"];
@@ -53,7 +54,7 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
     // `delete pipe.transformer` must release the session, which only a Proxy can observe; reads and writes of
     // the model properties go through it too, so the three ways of removing a model behave the same.
     const isModel = (prop: string | symbol): prop is ModelName => typeof prop === "string" && (MODEL_NAMES as readonly string[]).includes(prop);
-    return new Proxy(this, {
+    const proxy = new Proxy(this, {
       get(target, prop, receiver) {
         return isModel(prop) ? target.models[prop] : Reflect.get(target, prop, receiver);
       },
@@ -71,6 +72,14 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
         return isModel(prop) ? target.models[prop] !== null : Reflect.has(target, prop);
       },
     });
+    // The kernel's memory panel lists live pipelines from this registry (weakly held).
+    registerMemoryHost(proxy);
+    return proxy;
+  }
+
+  /** The pipeline's name in the kernel's memory panel. */
+  get memoryLabel(): string {
+    return "pipeline";
   }
 
   /** Loads a model from the pipeline's folder. */
@@ -133,7 +142,20 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
 
   /** Per-component weights, mapped residency and activation peaks, the process totals and the timeline. */
   memoryReport(options: { gpu?: boolean } = {}): MemoryReport {
-    const sources = MODEL_NAMES.map((name) => {
+    const gpu = options.gpu || this.gpuTracking;
+    return MemoryReport.collect(this.memorySources(), this.timeline.events, gpu ? { gpuMemory: this.gpuProbe.now() } : {});
+  }
+
+  /**
+   * The report's components and the timeline, without probing the GPU (nvidia-smi takes tens of milliseconds of the
+   * event loop): what the kernel's memory panel polls.
+   */
+  memorySnapshot(): { components: ComponentMemory[]; events: readonly MemoryEvent[] } {
+    return { components: MemoryReport.collect(this.memorySources(), [], { gpuMemory: null }).components, events: this.timeline.events };
+  }
+
+  private memorySources(): Array<ComponentMemorySource & { loaded: boolean }> {
+    return MODEL_NAMES.map((name) => {
       const model = this.models[name];
       const source: ComponentMemorySource & { loaded: boolean } = { name, loaded: model !== null };
       if (model) {
@@ -149,8 +171,6 @@ export abstract class ComponentHost<M extends Record<ModelName, OrtModel | null>
       if (gpuPeak !== undefined) source.gpuActivationPeak = gpuPeak;
       return source;
     });
-    const gpu = options.gpu || this.gpuTracking;
-    return MemoryReport.collect(sources, this.timeline.events, gpu ? { gpuMemory: this.gpuProbe.now() } : {});
   }
 
   /** Replaces or removes a model (the property setters). */

@@ -264,6 +264,11 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
   declare transformer?: PixArtTransformer2DModel | null;
   declare vae?: AutoencoderKL | null;
 
+  /** The model folder's name, for the kernel's memory panel. */
+  override get memoryLabel(): string {
+    return this.source ? path.basename(path.resolve(this.source.dir)) : "pipeline";
+  }
+
   /** The short face (components loaded or not, scheduler, size); `inspect(pipe)` from display/ shows everything. */
   [inspectCustom](): string {
     return pipelineFace(this);
