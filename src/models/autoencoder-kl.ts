@@ -14,6 +14,7 @@ import { openWeights, withAliases, type WeightOptions } from "../io/checkpoint";
 import { readJsonObject } from "../io/json";
 import { ConfigReader, type RawConfig } from "./config-fields";
 import { OrtModel, fromOrt, toOrt, type Tensor } from "./model";
+import { tileGeometry, tiledDecode, type TileGeometry } from "./autoencoder-kl-tiling";
 
 // ───────────────────────────── config ─────────────────────────────
 
@@ -204,11 +205,74 @@ export class LatentShapeError extends Error {
 export interface DecodeOptions {
   /** Decode one image at a time (diffusers' `enable_slicing`): peak memory of batch 1, same result. */
   sliced?: boolean;
+  /**
+   * Decode in overlapping tiles with blended seams (diffusers' `tiled_decode`); default: whatever
+   * `enableTiling()` set. As in diffusers, only latents larger than one tile are tiled.
+   */
+  tiled?: boolean;
+}
+
+/** diffusers' tiling attributes (`tile_sample_min_size`, `tile_latent_min_size`, `tile_overlap_factor`). */
+export interface TilingOptions {
+  /** Tile size in pixels; default the config's `sample_size` (512 for PixArt-Σ's VAE). */
+  tileSampleMinSize?: number;
+  /** Fraction of a tile shared with each neighbour; default 0.25. */
+  tileOverlapFactor?: number;
+}
+
+/** A tiling option outside its range. */
+export class TilingOptionError extends Error {
+  override name = "TilingOptionError";
 }
 
 export class AutoencoderKL extends OrtModel {
+  /** Whether `decode` tiles latents larger than one tile (diffusers' `use_tiling`; see `enableTiling`). */
+  useTiling = false;
+  private tiling: TileGeometry;
+
   private constructor(readonly config: AutoencoderKLConfig, built: BuiltModel, session: ModelSession) {
     super("AutoencoderKL", built, session);
+    this.tiling = tileGeometry(config.sampleSize, vaeScaleFactor(config), 0.25);
+  }
+
+  /**
+   * Tiled decoding from now on (diffusers' `vae.enable_tiling()`): latents wider or taller than one tile are
+   * decoded tile by tile, overlapping by `tileOverlapFactor`, and the overlaps are blended linearly, so the
+   * memory of a decode is that of one tile whatever the image size. The result differs from a plain decode
+   * near the seams (it matches diffusers' tiled decode).
+   */
+  enableTiling(options: TilingOptions = {}): void {
+    const size = options.tileSampleMinSize ?? this.config.sampleSize;
+    const overlap = options.tileOverlapFactor ?? 0.25;
+    if (!Number.isInteger(size) || size < this.scaleFactor) {
+      throw new TilingOptionError(`enableTiling: "tileSampleMinSize" must be an integer of at least ${this.scaleFactor} (one latent), got ${size}`);
+    }
+    if (!(overlap >= 0 && overlap < 1)) {
+      throw new TilingOptionError(`enableTiling: "tileOverlapFactor" must be in [0, 1), got ${overlap}`);
+    }
+    this.tiling = tileGeometry(size, this.scaleFactor, overlap);
+    if (this.tiling.latentStride < 1) {
+      throw new TilingOptionError(`enableTiling: a ${size} px tile with overlap ${overlap} leaves no stride between tiles`);
+    }
+    this.useTiling = true;
+  }
+
+  /** Back to decoding whole latents at once (diffusers' `disable_tiling()`). */
+  disableTiling(): void {
+    this.useTiling = false;
+  }
+
+  /** The tile size, overlap and blend width in use (diffusers' names). */
+  get tileSampleMinSize(): number {
+    return this.tiling.sampleSize;
+  }
+
+  get tileLatentMinSize(): number {
+    return this.tiling.latentSize;
+  }
+
+  get tileOverlapFactor(): number {
+    return this.tiling.overlap;
   }
 
   /** Loads a `vae/` folder (config.json + safetensors weights, single or sharded). */
@@ -249,15 +313,18 @@ export class AutoencoderKL extends OrtModel {
   async decodeRaw(z: Tensor, opts: DecodeOptions = {}): Promise<Tensor> {
     this.checkLatents(z, "z");
     const [b, c, h, w] = z.dims;
-    if (!opts.sliced || b === 1) return this.runDecoder(z);
+    const tiled = opts.tiled ?? this.useTiling;
+    const one = (t: Tensor) => (tiled && (h > this.tiling.latentSize || w > this.tiling.latentSize) ? tiledDecode(t, this.tiling, (x) => this.runDecoder(x)) : this.runDecoder(t));
+    if (!opts.sliced || b === 1) return one(z);
     const per = c * h * w;
     const parts: Tensor[] = [];
-    for (let i = 0; i < b; i++) parts.push(await this.runDecoder({ data: z.data.subarray(i * per, (i + 1) * per), dims: [1, c, h, w] }));
+    for (let i = 0; i < b; i++) parts.push(await one({ data: z.data.subarray(i * per, (i + 1) * per), dims: [1, c, h, w] }));
     const out = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
     parts.forEach((p, i) => out.set(p.data, i * p.data.length));
     return { data: out, dims: [b, ...parts[0].dims.slice(1)] };
   }
 
+  /** post_quant_conv + decoder on one (tile of) latents. */
   private async runDecoder(z: Tensor): Promise<Tensor> {
     const out = await this.run({ z: toOrt(z) });
     return fromOrt(out["sample"]);

@@ -7,8 +7,8 @@ export { PixArtTransformer2DModel, TransformerInputError, parsePixArtTransformer
 export type {
   CrossAttentionForwardOptions, PixArtGraphOptions, PixArtTransformer2DConfig, TransformerAttentionOutput, TransformerForwardInput,
 } from "./pixart-transformer-2d";
-export { AutoencoderKL, LatentShapeError, parseAutoencoderKLConfig } from "./autoencoder-kl";
-export type { AutoencoderKLConfig, DecodeOptions as VaeDecodeOptions } from "./autoencoder-kl";
+export { AutoencoderKL, LatentShapeError, TilingOptionError, parseAutoencoderKLConfig } from "./autoencoder-kl";
+export type { AutoencoderKLConfig, DecodeOptions as VaeDecodeOptions, TilingOptions as VaeTilingOptions } from "./autoencoder-kl";
 export { QUANTIZE_METHODS, QuantizeOptionError, QuantizeDtypeError, NonFiniteRowError, NonFiniteWeightError } from "./quantize";
 export type { Int4AccuracyLevel, LinearFn, QuantizeMethod } from "./quantize";
 export { QuantizeCacheError } from "./quantized-cache";

@@ -11,7 +11,7 @@ import { openWeights } from "../../src/io/checkpoint";
 import { openSafetensors, readTensorData } from "../../src/io/safetensors";
 import { writeSafetensors, type TensorToWrite } from "../../src/io/safetensors-writer";
 import { readJsonObject } from "../../src/io/json";
-import { AutoencoderKL, LatentShapeError, buildAutoencoderKLGraph, parseAutoencoderKLConfig } from "../../src/models/autoencoder-kl";
+import { AutoencoderKL, LatentShapeError, TilingOptionError, buildAutoencoderKLGraph, parseAutoencoderKLConfig } from "../../src/models/autoencoder-kl";
 import type { Tensor } from "../../src/models/model";
 import { fixturesDir } from "../helpers/paths";
 import { describeDifference, loadReference, maxAbsDifference, tinyConfigs } from "../helpers/reference";
@@ -74,6 +74,67 @@ describe("AutoencoderKL decoder parity with diffusers", function () {
       }
     });
   }
+
+  describe("tiled decoding (diffusers' enable_tiling) vs diffusers' tiled_decode", () => {
+    const tiledConfigs = configs.filter((c) => fs.existsSync(path.join(c.dir, "vae-tiling.safetensors")));
+
+    it("some tiny config has a tiled-decode reference", () => {
+      assert.ok(tiledConfigs.length > 0, "no <config>/vae-tiling.safetensors under the fixtures");
+    });
+
+    for (const c of tiledConfigs) {
+      it(`${c.name}: tiles, blends and crops like diffusers within ${TOLERANCE}`, async () => {
+        const file = path.join(c.dir, "vae-tiling.safetensors");
+        const tiling = JSON.parse((await openSafetensors(file)).metadata?.["tiling"] ?? "null");
+        const ref = await loadReference(c.dir, "vae-tiling.safetensors");
+        const z = await ref("vae.tiled.z");
+        const sample = await ref("vae.tiled.sample");
+        const vae = await AutoencoderKL.fromPretrained(path.join(c.pipeline, "vae"));
+        try {
+          vae.enableTiling({ tileSampleMinSize: tiling.tile_sample_min_size, tileOverlapFactor: tiling.tile_overlap_factor });
+          assert.strictEqual(vae.tileLatentMinSize, tiling.tile_latent_min_size);
+          const zt = { data: z.data as Float32Array, dims: z.dims };
+          // The fixture must really tile: more than one tile along each axis.
+          assert.ok(zt.dims[2] > vae.tileLatentMinSize && zt.dims[3] > vae.tileLatentMinSize, `z ${zt.dims} fits in one tile`);
+          const tiled = await vae.decodeRaw(zt);
+          assertClose(tiled, { data: sample.data as Float32Array, dims: sample.dims }, `${c.name} tiled`);
+          // ...and the seams make it differ from a plain decode, which `tiled: false` still gives.
+          const plain = await vae.decodeRaw(zt, { tiled: false });
+          assert.ok(maxAbsDifference(plain.data, tiled.data).maxAbs > 1e-3, "tiled and plain decodes should differ near the seams");
+          // A batch is tiled like its images one by one (sliced or not).
+          const two = { data: new Float32Array([...zt.data, ...zt.data.map((v) => -v)]), dims: [2, ...zt.dims.slice(1)] };
+          const batched = await vae.decodeRaw(two);
+          const sliced = await vae.decodeRaw(two, { sliced: true });
+          const neg = await vae.decodeRaw({ data: zt.data.map((v) => -v), dims: zt.dims });
+          const half = batched.data.length / 2;
+          assertClose({ data: batched.data.subarray(0, half), dims: tiled.dims }, tiled, "batch row 0");
+          assertClose({ data: batched.data.subarray(half), dims: tiled.dims }, neg, "batch row 1");
+          assertClose(sliced, batched, "sliced batch");
+          vae.disableTiling();
+          assertClose(await vae.decodeRaw(zt), plain, "after disableTiling");
+        } finally {
+          await vae.release();
+        }
+      });
+    }
+
+    it("rejects tile options outside their range, naming the option", async () => {
+      const c = configs[0];
+      const vae = await AutoencoderKL.fromPretrained(path.join(c.pipeline, "vae"));
+      try {
+        assert.throws(() => vae.enableTiling({ tileSampleMinSize: 4 }), (e: Error) => e instanceof TilingOptionError && /tileSampleMinSize/.test(e.message));
+        assert.throws(() => vae.enableTiling({ tileSampleMinSize: 32.5 }), (e: Error) => e instanceof TilingOptionError && /tileSampleMinSize/.test(e.message));
+        assert.throws(() => vae.enableTiling({ tileOverlapFactor: 1 }), (e: Error) => e instanceof TilingOptionError && /tileOverlapFactor/.test(e.message));
+        assert.throws(() => vae.enableTiling({ tileSampleMinSize: 8, tileOverlapFactor: 0.5 }), (e: Error) => e instanceof TilingOptionError && /stride/.test(e.message));
+        assert.strictEqual(vae.useTiling, false);
+        vae.enableTiling();
+        assert.strictEqual(vae.tileSampleMinSize, vae.config.sampleSize);
+        assert.strictEqual(vae.tileLatentMinSize, vae.config.sampleSize / vae.scaleFactor);
+      } finally {
+        await vae.release();
+      }
+    });
+  });
 
   describe("on the first tiny config", () => {
     let fx: VaeFixture;

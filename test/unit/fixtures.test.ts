@@ -14,7 +14,8 @@ import { fixturesDir } from "../helpers/paths";
 const EXPECTED_CONFIGS = ["tiny-hires", "tiny-square", "tiny-wide"];
 const MB = 1_000_000;
 const TINY_BUDGET_BYTES = 2.5 * MB;
-const FIXTURES_BUDGET_BYTES = 3 * MB;
+// 3 MB until the tiled-VAE reference (tiny-square/vae-tiling.safetensors, 33 KB) took the folder to 3.03 MB.
+const FIXTURES_BUDGET_BYTES = 3.1 * MB;
 const MAX_FILE_BYTES = 1024 * 1024;
 const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, U8: 1, BOOL: 1 };
 

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 TENSOR_ATOL = 1e-6
@@ -75,6 +76,9 @@ def compare_file(expected: str, actual: str) -> list[str]:
 def compare_safetensors(expected: str, actual: str) -> list[str]:
     want, got = load_file(expected), load_file(actual)
     problems = []
+    with safe_open(expected, "pt") as f_want, safe_open(actual, "pt") as f_got:
+        if f_want.metadata() != f_got.metadata():
+            problems.append(f"metadata {f_got.metadata()}, committed {f_want.metadata()}")
     for key in sorted(set(want) | set(got)):
         if key not in got:
             problems.append(f"tensor {key} no longer generated")

@@ -102,10 +102,22 @@ class TransformerStage:
 
 
 @dataclass(frozen=True)
+class VaeTiling:
+    """`vae.enable_tiling()` with a smaller tile than sample_size, so a few tiles (and a 1-latent sliver) fit a
+    small fixture; the references go to vae-tiling.safetensors."""
+    tile_sample_min_size: int
+    tile_overlap_factor: float
+    batch: int
+    latent_height: int
+    latent_width: int
+
+
+@dataclass(frozen=True)
 class VaeStage:
     batch: int
     latent_height: int
     latent_width: int
+    tiling: VaeTiling | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +190,9 @@ TINY_SQUARE = TinyConfig(
     ),
     transformer_stage=TransformerStage(latent_height=8, latent_width=8, seq_len=120, mask_lengths=(1, 11),
                                        timesteps=(999, 999), timesteps_b=(0, 500)),
-    vae_stage=VaeStage(batch=2, latent_height=6, latent_width=6),
+    vae_stage=VaeStage(batch=2, latent_height=6, latent_width=6,
+                       tiling=VaeTiling(tile_sample_min_size=32, tile_overlap_factor=0.25, batch=1,
+                                        latent_height=7, latent_width=6)),
     pipeline=PipelineCall(
         prompt="A small cactus with a happy face in the Sahara desert.",
         negative_prompt="",

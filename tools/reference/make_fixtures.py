@@ -10,6 +10,7 @@ For each config NAME (configs.py) it writes
   NAME/reference.json       the arguments behind every tensor, library versions and tolerances
   NAME/attention.safetensors  cross-attention probabilities and DAAM maps recorded in diffusers (attention.py)
   NAME/attention.json       their words, token indices, word-grouping cases and tolerances
+  NAME/vae-tiling.safetensors  (configs with a VaeTiling) diffusers' tiled VAE decode, tile settings in the metadata
 All references are computed after reloading the saved folder in fp32, so they use exactly the stored
 (possibly fp16/bf16-rounded) weights. --check exits 1 and prints the differences when the committed fixtures
 no longer match what the pinned libraries produce (tensors within 1e-6 abs, everything else exact).
@@ -49,6 +50,7 @@ from stages import (  # noqa: E402
     tokenizer_cases,
     transformer_stage,
     vae_stage,
+    vae_tiling_stage,
 )
 from train_tokenizer import SPIECE_MODEL, train  # noqa: E402
 
@@ -127,6 +129,16 @@ def generate(cfg: TinyConfig, out_root: str) -> dict[str, float]:
     tensors = {k: v.contiguous() for k, v in sorted(tensors.items())}
     save_file(tensors, os.path.join(folder, "reference.safetensors"), metadata={"format": "pt"})
     write_reference_json(cfg, pipe, tensors, pipeline_info, os.path.join(folder, "reference.json"))
+
+    if cfg.vae_stage.tiling is not None:
+        start = time.perf_counter()
+        tiled, tiled_info = vae_tiling_stage(pipe, cfg)
+        problems = check_not_degenerate(tiled)
+        if problems:
+            raise RuntimeError(f"{cfg.name}: degenerate tiled VAE tensors: " + "; ".join(problems))
+        save_file({k: v.contiguous() for k, v in sorted(tiled.items())}, os.path.join(folder, "vae-tiling.safetensors"),
+                  metadata={"format": "pt", "tiling": json.dumps(tiled_info, sort_keys=True)})
+        timings["vae_tiling"] = time.perf_counter() - start
 
     start = time.perf_counter()
     attention_tensors, attention_info = attention_stage(pipe, cfg, tensors)

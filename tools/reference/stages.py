@@ -121,6 +121,33 @@ def vae_stage(pipe, cfg: TinyConfig) -> dict[str, torch.Tensor]:
     return {"vae.z": z, "vae.sample": sample}
 
 
+@torch.no_grad()
+def vae_tiling_stage(pipe, cfg: TinyConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """`vae.decode(z)` with `enable_tiling()` and the config's tile size: tiles overlap and are blended."""
+    tiling = cfg.vae_stage.tiling
+    vae = pipe.vae
+    generator = torch.Generator().manual_seed(cfg.seed + 300)
+    z = torch.randn(tiling.batch, 4, tiling.latent_height, tiling.latent_width, generator=generator)
+    z = z / vae.config.scaling_factor
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    vae.enable_tiling()
+    vae.tile_sample_min_size = tiling.tile_sample_min_size
+    vae.tile_latent_min_size = tiling.tile_sample_min_size // scale
+    vae.tile_overlap_factor = tiling.tile_overlap_factor
+    try:
+        sample = vae.decode(z, return_dict=False)[0]
+    finally:
+        vae.disable_tiling()
+        vae.tile_sample_min_size = vae.config.sample_size
+        vae.tile_latent_min_size = vae.config.sample_size // scale
+        vae.tile_overlap_factor = 0.25
+    info = {"tile_sample_min_size": tiling.tile_sample_min_size, "tile_latent_min_size": tiling.tile_sample_min_size // scale,
+            "tile_overlap_factor": tiling.tile_overlap_factor,
+            "z": f"torch.randn from torch.Generator().manual_seed({cfg.seed + 300}) divided by scaling_factor",
+            "call": "vae.enable_tiling(); vae.decode(z, return_dict=False)[0]"}
+    return {"vae.tiled.z": z, "vae.tiled.sample": sample}, info
+
+
 class PipelineRecorder:
     """Wraps the pipeline's encode_prompt and prepare_latents to keep what they return, and records the
     latents after each step through the legacy callback."""
