@@ -108,29 +108,76 @@ export interface PixArtGraphOptions {
 }
 
 export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, weights: WeightSource, opts: PixArtGraphOptions = {}): BuiltModel {
-  const { innerDim: d, patchSize: p, outChannels } = config;
   const linear = opts.linear ?? fp32Linear;
   const g = new GraphBuilder("pixart_transformer_2d", weights);
   const hiddenStates = g.input("hidden_states", "float32", ["batch", config.inChannels, "height", "width"]);
   const encoderHiddenStates = g.input("encoder_hidden_states", "float32", ["batch", "text_len", config.captionChannels ?? config.crossAttentionDim]);
   const encoderMask = g.input("encoder_attention_mask", "int64", ["batch", "text_len"]);
   const timestep = g.input("timestep", "float32", ["batch"]);
-  const posEmbed = g.input("pos_embed", "float32", [1, "tokens", d]);
+  const posEmbed = g.input("pos_embed", "float32", [1, "tokens", config.innerDim]);
 
+  const embedded = pixartEmbed(g, config, linear, { hiddenStates, timestep, posEmbed });
+  const text = pixartTextContext(g, config, linear, encoderHiddenStates, encoderMask);
+  const probe = opts.crossAttentionLayers
+    ? new CrossAttentionProbe(g, opts.crossAttentionLayers, config.numAttentionHeads, config.attentionHeadDim, encoderMask)
+    : undefined;
+  const out = pixartBlocksAndOutput(g, config, linear, hiddenStates, embedded, text, probe);
+  g.output(out, "sample", "float32", ["batch", config.outChannels, "height", "width"]);
+  return g.build();
+}
+
+/** The per-step inputs of a forward pass, as values of a graph under construction. */
+export interface PixArtStepValues {
+  /** [B, inChannels, H, W] latents. */
+  hiddenStates: Value;
+  /** float32 [B]. */
+  timestep: Value;
+  /** [1, tokens, innerDim] positional table. */
+  posEmbed: Value;
+}
+
+/** Image tokens and the timestep conditioning of one forward pass. */
+export interface PixArtEmbedded {
+  /** [B, tokens, innerDim] patch tokens plus positions. */
+  tokens: Value;
+  /** [B, 6, innerDim]: the six modulation vectors every block adds to its scale-shift table. */
+  t6: Value;
+  /** [B, innerDim] timestep embedding (the final layer's modulation). */
+  tEmb: Value;
+}
+
+/**
+ * What cross-attention reads. It depends on neither the latents nor the timestep, so a denoising loop in one graph
+ * (pixart-denoise-loop.ts) computes it once, outside its loop.
+ */
+export interface PixArtTextContext {
+  /** [B, L, innerDim] caption-projected text (the input as given when the checkpoint has no caption projection). */
+  text: Value;
+  /** int32 [B, L]: 1 keeps a key. */
+  keyPaddingMask: Value;
+}
+
+/** PatchEmbed and AdaLayerNormSingle: the parts of the forward pass that read the latents and the timestep first. */
+export function pixartEmbed(g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, step: PixArtStepValues): PixArtEmbedded {
+  const { innerDim: d, patchSize: p } = config;
   // PatchEmbed: a p×p stride-p convolution, tokens in row-major patch order, plus the positional table.
-  const patches = g.op("Conv", [hiddenStates, g.weight("pos_embed.proj.weight", [d, config.inChannels, p, p]), g.weight("pos_embed.proj.bias", [d])],
+  const patches = g.op("Conv", [step.hiddenStates, g.weight("pos_embed.proj.weight", [d, config.inChannels, p, p]), g.weight("pos_embed.proj.bias", [d])],
     { kernel_shape: [p, p], strides: [p, p] }, { name: "pos_embed.proj" });
-  let x = g.op("Add", [transpose(g, reshape(g, patches, [0, d, -1]), [0, 2, 1]), posEmbed]);
+  const tokens = g.op("Add", [transpose(g, reshape(g, patches, [0, d, -1]), [0, 2, 1]), step.posEmbed]);
 
   // AdaLayerNormSingle: sinusoid [cos | sin] → MLP → tEmb; SiLU → linear → six modulation vectors per block.
   const freqs = g.constF32(timestepFrequencies(128), [1, 128]);
-  const args = g.op("Mul", [g.op("Unsqueeze", [timestep, g.constI64([1])]), freqs]);
+  const args = g.op("Mul", [g.op("Unsqueeze", [step.timestep, g.constI64([1])]), freqs]);
   const sinusoid = g.op("Concat", [g.op("Cos", [args]), g.op("Sin", [args])], { axis: 1 });
   const te = "adaln_single.emb.timestep_embedder";
   const tEmb = linear(g, silu(g, linear(g, sinusoid, `${te}.linear_1`, { shape: [d, 256] })), `${te}.linear_2`, { shape: [d, d] });
   const t6 = reshape(g, linear(g, silu(g, tEmb), "adaln_single.linear", { shape: [6 * d, d] }), [0, 6, d]);
+  return { tokens, t6, tEmb };
+}
 
-  // Caption projection: T5 features → token width (padding positions too; the mask removes them later).
+/** Caption projection (T5 features → token width, padding positions too; the mask removes them later) and the key mask. */
+export function pixartTextContext(g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, encoderHiddenStates: Value, encoderMask: Value): PixArtTextContext {
+  const d = config.innerDim;
   let text = encoderHiddenStates;
   if (config.captionChannels !== null) {
     const h = geluTanh(g, linear(g, text, "caption_projection.linear_1", { shape: [d, config.captionChannels] }));
@@ -138,17 +185,23 @@ export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, w
   }
   // onnxruntime adds its mask_filter_value (-10000, as diffusers) to the scores of keys whose mask is 0.
   const keyPaddingMask = g.op("Cast", [encoderMask], { to: 6 /* int32 */ });
-  const probe = opts.crossAttentionLayers
-    ? new CrossAttentionProbe(g, opts.crossAttentionLayers, config.numAttentionHeads, config.attentionHeadDim, encoderMask)
-    : undefined;
+  return { text, keyPaddingMask };
+}
 
+/** The transformer blocks, the final modulation, proj_out and unpatchify: `sample` [B, outChannels, H, W]. */
+export function pixartBlocksAndOutput(
+  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, hiddenStates: Value, embedded: PixArtEmbedded, context: PixArtTextContext,
+  probe?: CrossAttentionProbe,
+): Value {
+  const { innerDim: d, patchSize: p, outChannels } = config;
+  let x = embedded.tokens;
   for (let i = 0; i < config.numLayers; i++) {
     const onCrossAttention = probe && ((q: Value, k: Value) => probe.record(i, q, k));
-    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, text, t6, keyPaddingMask, onCrossAttention);
+    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, context.text, embedded.t6, context.keyPaddingMask, onCrossAttention);
   }
 
   // Final layer: shift/scale from tEmb (not from t6), then the per-patch projection.
-  const finalMod = g.op("Add", [g.weight("scale_shift_table", [2, d]), g.op("Unsqueeze", [tEmb, g.constI64([1])])]);
+  const finalMod = g.op("Add", [g.weight("scale_shift_table", [2, d]), g.op("Unsqueeze", [embedded.tEmb, g.constI64([1])])]);
   const [shift, scale] = chunk(g, finalMod, 2, 1);
   x = modulate(g, layerNorm(g, x, d, 1e-6), shift, scale);
   x = linear(g, x, "proj_out", { shape: [p * p * outChannels, d] });
@@ -159,9 +212,7 @@ export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, w
   const wp = g.op("Div", [dim(g, hiddenStates, 3), pConst]);
   const grid = reshape(g, x, concatShape(g, [-1, hp, wp, p, p, outChannels]));
   const pixels = transpose(g, grid, [0, 5, 1, 3, 2, 4]);
-  const out = reshape(g, pixels, concatShape(g, [-1, outChannels, g.op("Mul", [hp, pConst]), g.op("Mul", [wp, pConst])]));
-  g.output(out, "sample", "float32", ["batch", outChannels, "height", "width"]);
-  return g.build();
+  return reshape(g, pixels, concatShape(g, [-1, outChannels, g.op("Mul", [hp, pConst]), g.op("Mul", [wp, pConst])]));
 }
 
 /** x·(1 + scale) + shift, in diffusers' order of operations. */

@@ -8,7 +8,7 @@
 import * as path from "path";
 import type { DType, TensorInfo, WeightSource } from "../io/types";
 import { TensorShapeError } from "../io/errors";
-import { AttrType, encodeModel, OnnxType, type AttributeInit, type NodeInit, type TensorProtoInit, type ValueInfoInit } from "./proto";
+import { AttrType, encodeModel, OnnxType, type AttributeInit, type GraphInit, type NodeInit, type TensorProtoInit, type ValueInfoInit } from "./proto";
 
 /** A tensor in the graph, by name. */
 export type Value = string;
@@ -32,7 +32,12 @@ export class FloatAttr {
 }
 export const float = (v: number): FloatAttr => new FloatAttr(v);
 
-export type AttrValue = number | FloatAttr | string | number[] | FloatAttr[] | string[];
+/** A subgraph as a node attribute (Loop's `body`), from `GraphBuilder.subgraph(...).buildSubgraph()`. */
+export class GraphAttr {
+  constructor(readonly graph: GraphInit) {}
+}
+
+export type AttrValue = number | FloatAttr | string | number[] | FloatAttr[] | string[] | GraphAttr;
 
 export interface OpOptions {
   domain?: string;
@@ -64,20 +69,36 @@ interface ExternalRef {
   init: TensorProtoInit;
 }
 
+/** What a graph and its subgraphs share: value names are unique across all of them, initializers live in the outermost. */
+interface SharedState {
+  readonly inlined: TensorProtoInit[];
+  readonly external: Map<string, ExternalRef>;
+  readonly usedNames: Set<string>;
+  readonly constCache: Map<string, Value>;
+  hasCastWeights: boolean;
+}
+
 export class GraphBuilder {
   private readonly nodes: NodeInit[] = [];
-  private readonly inlined: TensorProtoInit[] = [];
-  private readonly external = new Map<string, ExternalRef>();
   private readonly weightValues = new Map<string, Value>();
   private readonly inputs: ValueInfoInit[] = [];
   private readonly outputs: ValueInfoInit[] = [];
-  private readonly usedNames = new Set<string>();
-  private readonly constCache = new Map<string, Value>();
-  private hasCastWeights = false;
+  private readonly shared: SharedState;
   /** Names of the Cast nodes that turn 16-bit weights into fp32 at run time. */
   private readonly weightCasts = new Set<string>();
 
-  constructor(readonly name: string, readonly weights?: WeightSource) {}
+  constructor(readonly name: string, readonly weights?: WeightSource, private readonly parent?: GraphBuilder) {
+    this.shared = parent?.shared ?? { inlined: [], external: new Map(), usedNames: new Set(), constCache: new Map(), hasCastWeights: false };
+  }
+
+  /**
+   * A graph nested in this one (the body of a Loop). Its nodes may read any value of the enclosing graphs by
+   * name; the weights and constants it asks for become initializers of the outermost graph, while the fp32 casts
+   * of 16-bit weights stay inside it (so each runs, and is freed, per iteration as in a flat graph).
+   */
+  subgraph(name: string): GraphBuilder {
+    return new GraphBuilder(name, this.weights, this);
+  }
 
   /** Declares a graph input. Dimensions are numbers or symbolic names. */
   input(name: string, type: ElemType, dims: readonly (number | string)[]): Value {
@@ -102,8 +123,8 @@ export class GraphBuilder {
     const base = this.unique(opts.name ?? opType);
     const n = opts.outputs ?? 1;
     const outputs = Array.from({ length: n }, (_, i) => (n === 1 ? base : `${base}:${i}`));
-    this.usedNames.add(base);
-    outputs.forEach((o) => this.usedNames.add(o));
+    this.shared.usedNames.add(base);
+    outputs.forEach((o) => this.shared.usedNames.add(o));
     this.nodes.push({
       name: base,
       op_type: opType,
@@ -137,13 +158,13 @@ export class GraphBuilder {
     const cached = this.weightValues.get(name);
     if (cached) return cached;
     const raw = this.rawWeight(name, expectShape);
-    const info = this.external.get(raw)!.info;
+    const info = this.shared.external.get(raw)!.info;
     let value = raw;
     if (info.dtype !== "F32") {
       if (info.dtype !== "F16" && info.dtype !== "BF16") {
         throw new TensorShapeError(info.file, name, "a floating-point dtype (F32, F16 or BF16)", info.dtype);
       }
-      this.hasCastWeights = true;
+      this.shared.hasCastWeights = true;
       value = this.op("Cast", [raw], { to: OnnxType.FLOAT }, { name: `${name}/cast` });
       this.weightCasts.add(value);
     }
@@ -153,7 +174,7 @@ export class GraphBuilder {
 
   /** A weight exactly as stored (no cast). Used for quantized/integer tensors. */
   rawWeight(name: string, expectShape?: readonly number[]): Value {
-    if (this.external.has(name)) return name;
+    if (this.shared.external.has(name)) return name;
     if (!this.weights) throw new Error(`GraphBuilder ${this.name}: no WeightSource to read weight "${name}" from`);
     const info = this.weights.get(name);
     if (expectShape && !sameShape(info.shape, expectShape)) {
@@ -162,7 +183,7 @@ export class GraphBuilder {
     const dataType = DTYPE_TO_ONNX[info.dtype];
     if (dataType === undefined) throw new TensorShapeError(info.file, name, "a dtype ONNX can hold", info.dtype);
     this.claim(name);
-    this.external.set(name, {
+    this.shared.external.set(name, {
       info,
       init: { name, dims: [...info.shape], data_type: dataType, data_location: 1, external_data: [] },
     });
@@ -176,6 +197,7 @@ export class GraphBuilder {
   }
 
   build(opsets: Record<string, number> = { "": 21, "com.microsoft": 1 }): BuiltModel {
+    if (this.parent) throw new Error(`GraphBuilder ${this.name}: a subgraph is built with buildSubgraph() and used as a node attribute`);
     // The casts of 16-bit weights go first. onnxruntime orders execution by a depth-first walk from the outputs
     // that visits a node's higher-indexed inputs first; a cast created just before its MatMul has a higher index
     // than the previous layer, so every layer's cast ran before the first MatMul and all the fp32 copies were
@@ -183,11 +205,11 @@ export class GraphBuilder {
     // MatMul that reads it and is freed after it. Casts read only initializers: the order stays topological.
     const { folder, initializers } = this.externalInitializers();
     const weightBytes: Partial<Record<DType, number>> = {};
-    for (const { info } of this.external.values()) weightBytes[info.dtype] = (weightBytes[info.dtype] ?? 0) + info.byteLength;
+    for (const { info } of this.shared.external.values()) weightBytes[info.dtype] = (weightBytes[info.dtype] ?? 0) + info.byteLength;
     const bytes = encodeModel({
       graphName: this.name,
-      nodes: [...this.nodes.filter((n) => this.weightCasts.has(n.name)), ...this.nodes.filter((n) => !this.weightCasts.has(n.name))],
-      initializers: [...this.inlined, ...initializers],
+      nodes: this.orderedNodes(),
+      initializers: [...this.shared.inlined, ...initializers],
       inputs: this.inputs,
       outputs: this.outputs,
       opsets: Object.entries(opsets).map(([domain, version]) => ({ domain, version })),
@@ -195,18 +217,29 @@ export class GraphBuilder {
     return {
       bytes,
       externalDataFolder: folder,
-      hasCastWeights: this.hasCastWeights,
+      hasCastWeights: this.shared.hasCastWeights,
       inputNames: this.inputs.map((i) => i.name),
       outputNames: this.outputs.map((o) => o.name),
       weightBytes,
-      weightFiles: [...new Set([...this.external.values()].map((r) => r.info.file))],
+      weightFiles: [...new Set([...this.shared.external.values()].map((r) => r.info.file))],
       weightFileEnds: this.weightFileEnds(),
     };
   }
 
+  /** This subgraph as a GraphProto for a node attribute (its initializers are in the outermost graph). */
+  buildSubgraph(): GraphAttr {
+    if (!this.parent) throw new Error(`GraphBuilder ${this.name}: not a subgraph; use build()`);
+    return new GraphAttr({ name: this.name, node: this.orderedNodes(), initializer: [], input: this.inputs, output: this.outputs });
+  }
+
+  /** The weight casts first (see build()); the order stays topological since casts read only initializers. */
+  private orderedNodes(): NodeInit[] {
+    return [...this.nodes.filter((n) => this.weightCasts.has(n.name)), ...this.nodes.filter((n) => !this.weightCasts.has(n.name))];
+  }
+
   private weightFileEnds(): Record<string, number> {
     const ends: Record<string, number> = {};
-    for (const { info } of this.external.values()) ends[info.file] = Math.max(ends[info.file] ?? 0, info.offset + info.byteLength);
+    for (const { info } of this.shared.external.values()) ends[info.file] = Math.max(ends[info.file] ?? 0, info.offset + info.byteLength);
     return ends;
   }
 
@@ -215,7 +248,7 @@ export class GraphBuilder {
    * so every location is made relative to the deepest folder holding all the (symlink-resolved) files.
    */
   private externalInitializers(): { folder?: string; initializers: TensorProtoInit[] } {
-    const refs = [...this.external.values()];
+    const refs = [...this.shared.external.values()];
     if (refs.length === 0) return { initializers: [] };
     const folder = commonFolder(refs.map((r) => r.info.file));
     const initializers = refs.map(({ info, init }) => ({
@@ -230,12 +263,12 @@ export class GraphBuilder {
   }
 
   private inline(cacheKey: string | undefined, dims: readonly number[], dataType: OnnxType, raw: Uint8Array): Value {
-    const hit = cacheKey && this.constCache.get(cacheKey);
+    const hit = cacheKey && this.shared.constCache.get(cacheKey);
     if (hit) return hit;
     const name = this.unique("const");
-    this.usedNames.add(name);
-    this.inlined.push({ name, dims: [...dims], data_type: dataType, raw_data: raw.slice() });
-    if (cacheKey) this.constCache.set(cacheKey, name);
+    this.shared.usedNames.add(name);
+    this.shared.inlined.push({ name, dims: [...dims], data_type: dataType, raw_data: raw.slice() });
+    if (cacheKey) this.shared.constCache.set(cacheKey, name);
     return name;
   }
 
@@ -246,13 +279,13 @@ export class GraphBuilder {
   }
 
   private claim(name: string): void {
-    if (this.usedNames.has(name)) throw new Error(`GraphBuilder ${this.name}: value name "${name}" used twice`);
-    this.usedNames.add(name);
+    if (this.shared.usedNames.has(name)) throw new Error(`GraphBuilder ${this.name}: value name "${name}" used twice`);
+    this.shared.usedNames.add(name);
   }
 
   private unique(base: string): string {
     let name = base;
-    for (let i = 1; this.usedNames.has(name); i++) name = `${base}_${i}`;
+    for (let i = 1; this.shared.usedNames.has(name); i++) name = `${base}_${i}`;
     return name;
   }
 }
@@ -282,6 +315,7 @@ function valueInfo(name: string, elemType: OnnxType, dims: readonly (number | st
 }
 
 function attribute(name: string, v: AttrValue): AttributeInit {
+  if (v instanceof GraphAttr) return { name, type: AttrType.GRAPH, g: v.graph };
   if (v instanceof FloatAttr) return { name, type: AttrType.FLOAT, f: v.value };
   if (typeof v === "number") return Number.isInteger(v) ? { name, type: AttrType.INT, i: v } : { name, type: AttrType.FLOAT, f: v };
   if (typeof v === "string") return { name, type: AttrType.STRING, s: Buffer.from(v, "utf8") };

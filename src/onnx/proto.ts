@@ -34,6 +34,7 @@ message AttributeProto {
   optional int64 i = 3;
   optional bytes s = 4;
   optional TensorProto t = 5;
+  optional GraphProto g = 6;
   repeated float floats = 7;
   repeated int64 ints = 8;
   repeated bytes strings = 9;
@@ -73,7 +74,7 @@ export const enum OnnxType {
 }
 
 /** onnx AttributeProto.AttributeType values. */
-export const enum AttrType { FLOAT = 1, INT = 2, STRING = 3, TENSOR = 4, FLOATS = 6, INTS = 7, STRINGS = 8 }
+export const enum AttrType { FLOAT = 1, INT = 2, STRING = 3, TENSOR = 4, GRAPH = 5, FLOATS = 6, INTS = 7, STRINGS = 8 }
 
 export interface TensorProtoInit {
   name: string;
@@ -91,6 +92,8 @@ export interface AttributeInit {
   i?: number;
   s?: Uint8Array;
   t?: TensorProtoInit;
+  /** A subgraph (the body of Loop, the branches of If). */
+  g?: GraphInit;
   floats?: number[];
   ints?: number[];
   strings?: Uint8Array[];
@@ -108,6 +111,15 @@ export interface NodeInit {
 export interface ValueInfoInit {
   name: string;
   type: { tensor_type: { elem_type: number; shape: { dim: ({ dim_value: number } | { dim_param: string })[] } } };
+}
+
+/** A GraphProto nested in a node attribute: its values may refer to the enclosing graphs' values by name. */
+export interface GraphInit {
+  name: string;
+  node: NodeInit[];
+  initializer: TensorProtoInit[];
+  input: ValueInfoInit[];
+  output: ValueInfoInit[];
 }
 
 export interface ModelInit {

@@ -131,6 +131,45 @@ describe("onnx/GraphBuilder", () => {
     }
   });
 
+  it("runs a Loop whose body reads checkpoint weights (fp32 and fp16) and loop inputs of the enclosing graph", async () => {
+    const h = new Uint16Array(W.map(toF16Bits));
+    const ws = await writeWeights(path.join(dir, "loop"), {
+      "fc.weight": { dtype: "F16", shape: [2, 3], bytes: new Uint8Array(h.buffer) },
+      "fc.bias": { dtype: "F32", shape: [2], bytes: f32(B) },
+    });
+    // x ← x·2 + fc(v) + steps[i], for i < len(steps): the body reads fc's weights, v and steps from the outer graph.
+    const g = new GraphBuilder("loop", ws);
+    const x = g.input("x", "float32", [2, 2]);
+    const v = g.input("v", "float32", [2, 3]);
+    const steps = g.input("steps", "float32", ["k"]);
+    const body = g.subgraph("body");
+    const iter = body.input("iter", "int64", []);
+    const cond = body.input("cond", "bool", []);
+    const xIn = body.input("x_in", "float32", [2, 2]);
+    const next = body.op("Add", [body.op("Add", [body.op("Mul", [xIn, body.constF32(2)]), linear(body, v, "fc", { shape: [2, 3] })]),
+      body.op("Gather", [steps, iter], { axis: 0 })]);
+    body.output(cond, "cond_out", "bool", []);
+    body.output(next, "x_out", "float32", [2, 2]);
+    const [y] = g.opN("Loop", [g.op("Squeeze", [g.op("Shape", [steps])]), "", x], { body: body.buildSubgraph() }, { outputs: 1 });
+    g.output(y, "y", "float32", [2, 2]);
+    assert.throws(() => body.build(), /buildSubgraph/);
+    const built = g.build();
+    assert.ok(built.hasCastWeights, "the fp16 weight read in the body is cast at run time");
+    const session = await createSession(built);
+    try {
+      const out = await session.run({
+        x: new ort.Tensor("float32", Float32Array.from([1, 2, 3, 4]), [2, 2]),
+        v: new ort.Tensor("float32", Float32Array.from(X), [2, 3]),
+        steps: new ort.Tensor("float32", Float32Array.from([10, 100, 1000]), [3]),
+      });
+      let want = [1, 2, 3, 4];
+      for (const s of [10, 100, 1000]) want = want.map((xv, k) => xv * 2 + expected[k] + s);
+      assert.deepStrictEqual(Array.from(out.y.data as Float32Array), want);
+    } finally {
+      await session.release();
+    }
+  });
+
   it("LayerNormalization without affine parameters matches the formula", async () => {
     const g = new GraphBuilder("ln");
     const x = g.input("x", "float32", [1, 4]);
