@@ -56,18 +56,37 @@ function plotFailed(host: HTMLElement, ctx: RenderContext, e: unknown): void {
   }
 }
 
-/** Draws a plotly figure into `div` once plotly has loaded; returns the resize and purge hooks. */
-export function plotInto(div: HTMLElement, ctx: RenderContext, figure: () => { data: object[]; layout: object }): { ready: Promise<void>; resize(): void; dispose(): void } {
+export interface Plot {
+  ready: Promise<void>;
+  /** Redraws with a new figure (e.g. another word); waits for the first draw. */
+  update(figure: Figure): Promise<void>;
+  resize(): void;
+  dispose(): void;
+}
+
+export interface Figure {
+  data: object[];
+  layout: object;
+}
+
+const plotConfig = { displaylogo: false, responsive: true };
+
+/** A plotly figure in `div`, drawn once plotly has loaded (the first plot of the page loads it). */
+export function plotInto(div: HTMLElement, ctx: RenderContext, figure: Figure): Plot {
   let plotly: Awaited<ReturnType<PlotlyLoader>> | undefined;
   let disposed = false;
+  div.classList.add("jp-pixart-plot");
   const ready = ctx.loadPlotly().then(async (p) => {
     if (disposed) return;
     plotly = p;
-    const { data, layout } = figure();
-    await p.newPlot(div, data, layout, { displaylogo: false, responsive: true });
+    await p.newPlot(div, figure.data, figure.layout, plotConfig);
   });
   return {
     ready,
+    update: async (next) => {
+      await ready;
+      if (plotly && !disposed) await plotly.react(div, next.data, next.layout, plotConfig);
+    },
     resize: () => {
       if (plotly && !disposed) plotly.Plots.resize(div);
     },

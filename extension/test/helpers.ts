@@ -44,6 +44,15 @@ export class PlotlyRecorder implements PlotlyLike {
     root.append(root.ownerDocument.createElement("svg"));
     return root;
   }
+  /** Redraws: the root's plot is replaced by the new figure. */
+  async react(root: HTMLElement, data: object[], layout?: object): Promise<unknown> {
+    this.plots = this.plots.filter((p) => p.root !== root);
+    return this.newPlot(root, data, layout);
+  }
+  /** The figure drawn in `root` now. */
+  figureOf(root: Element) {
+    return this.plots.find((p) => p.root === root);
+  }
   purge(root: HTMLElement): void {
     this.purged.push(root);
   }
