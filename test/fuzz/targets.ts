@@ -109,11 +109,13 @@ function spieceTarget(): Target {
 
 function tokenizerJsonTarget(): Target {
   const full = JSON.parse(zlib.gunzipSync(fs.readFileSync(path.join(fixturesDir, "tokenizer", "json", "tokenizer.json.gz"))).toString("utf8"));
-  // A small but complete document: the real one's structure with its first 300 pieces and the tiny checkpoint's
+  // A small but complete document: the real one's structure with its first 100 pieces and the tiny checkpoint's
   // charsmap (the full ones made each input cost 3 ms; 1,000,000 of them should take minutes, not an hour).
   const charsmap = Buffer.from(parseSentencePieceModel(read("tokenizer/spiece.model"), "spiece.model").normalizerSpec.precompiledCharsmap).toString("base64");
   const normalizer = JSON.parse(JSON.stringify(full.normalizer).replace(/"precompiled_charsmap":"[^"]*"/, `"precompiled_charsmap":"${charsmap}"`));
-  const small = { ...full, normalizer, model: { ...full.model, vocab: full.model.vocab.slice(0, 300) } };
+  // The first special tokens and the last extra ids: every kind of entry, without 100 copies of one shape.
+  const addedTokens = [...full.added_tokens.slice(0, 3), ...full.added_tokens.slice(-2)];
+  const small = { ...full, added_tokens: addedTokens, normalizer, model: { ...full.model, vocab: full.model.vocab.slice(0, 100) } };
   return {
     name: "tokenizer.json",
     seeds: [Buffer.from(JSON.stringify(small))],
