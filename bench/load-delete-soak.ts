@@ -4,6 +4,7 @@
  *
  * Run: npm run build && node --expose-gc dist/bench/load-delete-soak.js [cycles=1000] [warmup=50]
  */
+import * as os from "os";
 import * as path from "path";
 import { formatBytes, processMemory } from "../src/memory/probes";
 import { PixArtSigmaPipeline } from "../src/pipeline/pixart-sigma";
@@ -34,7 +35,11 @@ async function main(): Promise<void> {
   console.log(`after ${warmup} warm-up cycles: RSS ${formatBytes(start)}`);
   for (let i = 1; i <= cycles; i++) {
     await soakCycle(pipe);
-    if (i % 100 === 0) console.log(`cycle ${i}: RSS ${formatBytes(processMemory().rss)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+    if (i % 100 === 0) {
+      const m = processMemory();
+      console.log(`cycle ${i}: RSS ${formatBytes(m.rss)} (anonymous ${formatBytes(m.rssAnon)}, JS heap used ${formatBytes(process.memoryUsage().heapUsed)}; ` +
+        `${pipe.timeline.events.length} timeline events) ${((Date.now() - t0) / 1000).toFixed(0)} s, load ${os.loadavg()[0]!.toFixed(1)}`);
+    }
   }
   const end = processMemory().rss;
   console.log(`${cycles} cycles (load → call → delete → flush): RSS ${formatBytes(start)} → ${formatBytes(end)} ` +
