@@ -35,7 +35,6 @@ import scenes  # noqa: E402
 
 DEFAULTS_FILE = os.path.join(REPO_ROOT, "models", "default.json")
 FIXTURE_DIR = os.path.join(REPO_ROOT, "test", "fixtures", "shapes")
-SEMANTIC_CALL = {"num_inference_steps": 20, "guidance_scale": 3.0, "seed": 0, "max_sequence_length": 32}
 OTHER_SCHEDULERS = ("EulerDiscreteScheduler",)  # one more would overrun the 3 MB fixtures budget
 IMAGE_MAX_ABS = 1 / 255
 
@@ -43,6 +42,13 @@ IMAGE_MAX_ABS = 1 / 255
 def defaults() -> dict:
     with open(DEFAULTS_FILE, encoding="utf-8") as f:
         return json.load(f)
+
+
+def semantic_call() -> dict:
+    """The held-out batch is drawn with the default call's steps, guidance scale and seed (models/default.json)."""
+    d = defaults()
+    return {"num_inference_steps": d["numInferenceSteps"], "guidance_scale": d["guidanceScale"], "seed": d["seed"],
+            "max_sequence_length": 32}
 
 
 def load(folder: str):
@@ -66,7 +72,7 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 def semantic_score(pipe) -> dict:
     _, held_out = scenes.split()
-    c = SEMANTIC_CALL
+    c = semantic_call()
     images = to_uint8(run(pipe, [s.caption for s in held_out], c["num_inference_steps"], c["guidance_scale"],
                           c["seed"], c["max_sequence_length"]))
     reads = [scenes.read_scene(img) for img in images]
@@ -120,7 +126,7 @@ def write(model: str, out: str) -> dict:
         "parity": {"calls": calls, "tolerance": {"max_abs": IMAGE_MAX_ABS},
                    "images": "image.*: output_type='np' images, float32 (B, H, W, 3) in [0, 1]"},
         "semantic": {
-            "call": {**SEMANTIC_CALL, "negative_prompt": "", "use_resolution_binning": False,
+            "call": {**semantic_call(), "negative_prompt": "", "use_resolution_binning": False,
                      "prompt": "every held-out caption in one call, in the order of held_out"},
             "reader": "tools/shapes/scenes.py read_scene (border mode, commonest other palette colour, centroid)",
             "palette": scenes.PALETTE, "positions": scenes.POSITIONS,
