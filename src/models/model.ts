@@ -32,6 +32,8 @@ export class ModelReleasedError extends Error {
 /** Bytes that crossed between this process's arrays and onnxruntime, over all runs of a model. */
 export interface HostTraffic {
   runs: number;
+  /** Denoising steps those runs covered: one per run, except that a denoising-loop run covers several. */
+  steps: number;
   /** Input tensors handed to onnxruntime (on a GPU: copied host → device on every run). */
   bytesIn: number;
   /** Output tensors handed back (device → host). */
@@ -46,7 +48,7 @@ export abstract class OrtModel {
   private sessionConfig: SessionConfig;
   private files: readonly FileFingerprint[];
   /** Host ↔ onnxruntime traffic of this model's runs (what IO binding would save on a GPU; see docs/gpu.md). */
-  readonly hostTraffic: HostTraffic = { runs: 0, bytesIn: 0, bytesOut: 0 };
+  readonly hostTraffic: HostTraffic = { runs: 0, steps: 0, bytesIn: 0, bytesOut: 0 };
 
   /** @internal */
   protected constructor(readonly modelName: string, readonly built: BuiltModel, session: ModelSession) {
@@ -136,9 +138,15 @@ export abstract class OrtModel {
   /** @internal */
   protected async run(feeds: Record<string, ort.Tensor>): Promise<Readonly<Record<string, ort.Tensor>>> {
     if (!this.session) throw new ModelReleasedError(this.modelName);
+    return this.runCounted(this.session, feeds, 1);
+  }
+
+  /** Runs `session` (this model's or a variant's over the same weight files), counting its host traffic. @internal */
+  protected async runCounted(session: ModelSession, feeds: Record<string, ort.Tensor>, steps: number): Promise<Readonly<Record<string, ort.Tensor>>> {
     checkUnchanged(this.files);
-    const outputs = await this.session.run(feeds);
+    const outputs = await session.run(feeds);
     this.hostTraffic.runs++;
+    this.hostTraffic.steps += steps;
     this.hostTraffic.bytesIn += tensorBytes(Object.values(feeds));
     this.hostTraffic.bytesOut += tensorBytes(Object.values(outputs));
     return outputs;

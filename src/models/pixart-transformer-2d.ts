@@ -20,6 +20,7 @@ import { ModelReleasedError, OrtModel, fromOrt, toOrt, type Tensor } from "./mod
 import { checkCrossAttentionLayers, crossAttentionOutputName, CrossAttentionOptionError, CrossAttentionProbe, ATTENTION_ROW_START }
   from "./pixart-transformer-2d-attention";
 import type { LinearFn } from "./quantize";
+import { buildPixArtDenoiseLoopGraph, PLAN_FIELDS, type LinearStepPlan } from "./pixart-denoise-loop";
 import { prepareQuantized, type QuantizationReport, type QuantizeLoadOptions } from "./quantized-cache";
 import * as ort from "onnxruntime-node";
 
@@ -295,6 +296,22 @@ export interface TransformerForwardInput {
   timestep: ArrayLike<number> | BigInt64Array;
 }
 
+/** The input of PixArtTransformer2DModel.denoiseLoop. */
+export interface DenoiseLoopInput {
+  /** [B, inChannels, h, w] latents before the run's first step. */
+  latents: Tensor;
+  /** [2B, L, captionChannels] under guidance (unconditional rows first), else [B, L, captionChannels]. */
+  encoderHiddenStates: Tensor;
+  /** 1 = keep, 0 = padding, one row per text row. */
+  encoderAttentionMask: Tensor<BigInt64Array>;
+  /** The classifier-free guidance scale, or null for none. */
+  guidanceScale: number | null;
+  /** The steps of this run (DPMSolverMultistepScheduler.linearStepPlan). */
+  plan: LinearStepPlan;
+  /** The converted model output of the step before this run's first (null or absent before the first step). */
+  previousModelOutput?: Float32Array | null;
+}
+
 export interface CrossAttentionForwardOptions {
   /** Blocks (0-based) whose cross-attention probabilities to return. */
   layers: readonly number[];
@@ -316,7 +333,10 @@ export class PixArtTransformer2DModel extends OrtModel {
   private readonly posEmbedCache = new Map<string, Float32Array>();
   /** Set when loaded with `quantize`: the method, the cached file, and whether it was a cache hit. */
   quantization?: QuantizationReport;
-  /** The attention-map variant's session (one at a time, for one set of blocks), made on first use. */
+  /**
+   * A variant graph's session over the same weights, made on first use, one at a time: the attention-map graph for
+   * one set of blocks, or the denoising-loop graph (with or without guidance).
+   */
   private variant?: { key: string; session: Promise<ModelSession> };
 
   private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ModelSession,
@@ -363,7 +383,8 @@ export class PixArtTransformer2DModel extends OrtModel {
     if (!Number.isInteger(rowStart) || rowStart < 0 || rowStart >= batch) {
       throw new CrossAttentionOptionError("rowStart", `expected an integer in [0, ${batch}) (the batch has ${batch} rows), got ${rowStart}`);
     }
-    const session = await this.variantSession(layers);
+    const session = await this.variantSession(`attention:${[...layers].sort((a, b) => a - b).join(",")}`,
+      (linear) => buildPixArtTransformerGraph(this.config, this.graphSource.weights, { linear, crossAttentionLayers: layers }));
     const out = await session.run({ ...feeds, [ATTENTION_ROW_START]: new ort.Tensor("int64", BigInt64Array.of(BigInt(rowStart)), [1]) });
     const perLayer = layers.map((l) => out[crossAttentionOutputName(l)]);
     const data = new Float32Array(perLayer.reduce((n, t) => n + t.data.length, 0));
@@ -375,15 +396,13 @@ export class PixArtTransformer2DModel extends OrtModel {
     return { sample: fromOrt(out.sample), crossAttention: { data, dims: [layers.length, ...perLayer[0].dims] } };
   }
 
-  private async variantSession(layers: readonly number[]): Promise<ModelSession> {
+  private async variantSession(key: string, build: (linear: LinearFn | undefined) => BuiltModel): Promise<ModelSession> {
     if (this.released) throw new ModelReleasedError(this.modelName);
-    const key = [...layers].sort((a, b) => a - b).join(",");
     if (this.variant?.key !== key) {
       const old = this.variant;
-      const { weights, session } = this.graphSource;
-      const built = buildPixArtTransformerGraph(this.config, weights, { linear: session?.linear, crossAttentionLayers: layers });
+      const session = this.graphSource.session;
       // On the device the model is on now (to() may have moved it since it was loaded).
-      const variant = { key, session: OrtModel.createSession(built, { ...session, device: this.device }) };
+      const variant = { key, session: OrtModel.createSession(build(session?.linear), { ...session, device: this.device }) };
       this.variant = variant;
       // A failed build is not cached: the next call tries again.
       variant.session.catch(() => { if (this.variant === variant) this.variant = undefined; });
@@ -392,7 +411,39 @@ export class PixArtTransformer2DModel extends OrtModel {
     return this.variant.session;
   }
 
-  /** Moves the model; the attention-map variant is dropped and made again on the new device when next used. */
+  /**
+   * Runs `plan.timesteps.length` denoising steps in one onnxruntime run (the denoising-loop graph,
+   * pixart-denoise-loop.ts): the transformer, guidance and the scheduler's update, the text embeddings and position
+   * table sent once for all of them. Returns the latents after the last step and that step's converted model output
+   * (m₋₁ of the next run). The loop graph is a second session over the same weight files, made on first use (on a
+   * GPU its weights are then resident twice until the model is released or moved).
+   */
+  async denoiseLoop(input: DenoiseLoopInput): Promise<{ latents: Tensor; modelOutput: Tensor }> {
+    const { latents, guidanceScale, plan } = input;
+    const guidance = guidanceScale !== null;
+    const [batch, channels, h, w] = latents.dims;
+    const rows = guidance ? 2 * batch : batch;
+    this.check(latents.dims.length === 4 && channels === this.config.inChannels, "latents", `[batch, ${this.config.inChannels}, height, width]`, latents.dims);
+    const k = plan.timesteps.length;
+    if (k < 1 || PLAN_FIELDS.some((f) => !(plan[f] instanceof Float32Array) || plan[f].length !== k)) {
+      throw new TransformerInputError("plan", `float32 arrays of one length ≥ 1 (${PLAN_FIELDS.join(", ")})`, PLAN_FIELDS.map((f) => plan[f]?.length ?? -1));
+    }
+    const prev = input.previousModelOutput ?? new Float32Array(latents.data.length);
+    this.check(prev.length === latents.data.length, "previousModelOutput", `${latents.data.length} values (the latents' size)`, [prev.length]);
+    const loopFeeds: Record<string, ort.Tensor> = {
+      latents: toOrt(latents),
+      ...this.contextFeeds([rows, channels, h, w], input.encoderHiddenStates, input.encoderAttentionMask),
+      prev_model_output: new ort.Tensor("float32", prev, [...latents.dims]),
+    };
+    for (const f of PLAN_FIELDS) loopFeeds[f] = new ort.Tensor("float32", plan[f], [k]);
+    if (guidance) loopFeeds.guidance_scale = new ort.Tensor("float32", Float32Array.of(guidanceScale), []);
+    const session = await this.variantSession(`loop:${guidance ? "cfg" : "plain"}`,
+      (linear) => buildPixArtDenoiseLoopGraph(this.config, this.graphSource.weights, { guidance, linear }));
+    const out = await this.runCounted(session, loopFeeds, k);
+    return { latents: fromOrt(out.latents_out), modelOutput: fromOrt(out.model_output) };
+  }
+
+  /** Moves the model; a variant session is dropped and made again on the new device when next used. */
   override async to(device: Device): Promise<this> {
     await super.to(device);
     const variant = this.variant;
@@ -401,7 +452,7 @@ export class PixArtTransformer2DModel extends OrtModel {
     return this;
   }
 
-  /** Releases the default session and the attention-map variant's, if one was made. */
+  /** Releases the default session and the variant's, if one was made. */
   override async release(): Promise<void> {
     const variant = this.variant;
     this.variant = undefined;
@@ -410,25 +461,35 @@ export class PixArtTransformer2DModel extends OrtModel {
   }
 
   private feeds(input: TransformerForwardInput): Record<string, ort.Tensor> {
-    const [batch, channels, h, w] = input.hiddenStates.dims;
-    const { patchSize: p } = this.config;
-    this.check(input.hiddenStates.dims.length === 4 && channels === this.config.inChannels, "hiddenStates",
-      `[batch, ${this.config.inChannels}, height, width]`, input.hiddenStates.dims);
-    this.check(h % p === 0 && w % p === 0 && h > 0 && w > 0, "hiddenStates",
-      `height and width that are positive multiples of the patch size ${p}`, input.hiddenStates.dims);
-    const [tb, len, width] = input.encoderHiddenStates.dims;
-    this.check(tb === batch && width === (this.config.captionChannels ?? this.config.crossAttentionDim), "encoderHiddenStates",
-      `[${batch}, L, ${this.config.captionChannels ?? this.config.crossAttentionDim}]`, input.encoderHiddenStates.dims);
-    this.check(input.encoderAttentionMask.dims[0] === batch && input.encoderAttentionMask.dims[1] === len,
-      "encoderAttentionMask", `[${batch}, ${len}]`, input.encoderAttentionMask.dims);
+    const context = this.contextFeeds(input.hiddenStates.dims, input.encoderHiddenStates, input.encoderAttentionMask);
+    const batch = input.hiddenStates.dims[0];
     this.check(input.timestep.length === batch, "timestep", `${batch} values`, [input.timestep.length]);
-
     const timestep = Float32Array.from(Array.from(input.timestep as ArrayLike<number | bigint>, Number));
     return {
       hidden_states: toOrt(input.hiddenStates),
-      encoder_hidden_states: toOrt(input.encoderHiddenStates),
-      encoder_attention_mask: toOrt(input.encoderAttentionMask),
+      ...context,
       timestep: new ort.Tensor("float32", timestep, [batch]),
+    };
+  }
+
+  /**
+   * The feeds that do not change from step to step (text, mask, positions), checked against a transformer input of
+   * shape `dims` ([batch, channels, height, width]).
+   */
+  private contextFeeds(dims: readonly number[], encoderHiddenStates: Tensor, encoderAttentionMask: Tensor<BigInt64Array>): Record<string, ort.Tensor> {
+    const [batch, channels, h, w] = dims;
+    const { patchSize: p } = this.config;
+    this.check(dims.length === 4 && channels === this.config.inChannels, "hiddenStates", `[batch, ${this.config.inChannels}, height, width]`, dims);
+    this.check(h % p === 0 && w % p === 0 && h > 0 && w > 0, "hiddenStates",
+      `height and width that are positive multiples of the patch size ${p}`, dims);
+    const [tb, len, width] = encoderHiddenStates.dims;
+    this.check(tb === batch && width === (this.config.captionChannels ?? this.config.crossAttentionDim), "encoderHiddenStates",
+      `[${batch}, L, ${this.config.captionChannels ?? this.config.crossAttentionDim}]`, encoderHiddenStates.dims);
+    this.check(encoderAttentionMask.dims[0] === batch && encoderAttentionMask.dims[1] === len,
+      "encoderAttentionMask", `[${batch}, ${len}]`, encoderAttentionMask.dims);
+    return {
+      encoder_hidden_states: toOrt(encoderHiddenStates),
+      encoder_attention_mask: toOrt(encoderAttentionMask),
       pos_embed: new ort.Tensor("float32", this.posEmbed(h / p, w / p), [1, (h / p) * (w / p), this.config.innerDim]),
     };
   }

@@ -16,6 +16,7 @@ import { deviceOfProviders, type Device } from "../onnx/device";
 import { TorchGenerator } from "../random/torch-generator";
 import { randnTensor } from "../random/randn-tensor";
 import { loadScheduler, type Scheduler } from "../schedulers/scheduler";
+import { DPMSolverMultistepScheduler } from "../schedulers/dpm-solver-multistep";
 import { T5Tokenizer, toInt64Tensor } from "../tokenizer/t5-tokenizer";
 import { textPreprocessing } from "../tokenizer/text-preprocess";
 import { CleanCaptionUnsupportedError } from "../tokenizer/errors";
@@ -185,6 +186,16 @@ export interface CallOptions<O extends OutputType = OutputType> extends Omit<Enc
    * time, counted in the step's time). Default: none (the preview is the cheap linear latent-to-RGB map).
    */
   previewDecodeEvery?: number;
+  /**
+   * Run the denoising loop inside the transformer's graph, this many steps per onnxruntime run (the last run takes
+   * what is left). The text embeddings and position table are then handed to onnxruntime once per run instead of
+   * once per step, and the latents stay in its memory between the steps of a run: on a GPU, where onnxruntime-node
+   * copies every input from host memory, this removes nearly all the per-step traffic (docs/gpu.md). Progress,
+   * previews, `callbackOnStepEnd` and interrupts then happen once per run, after its last step. Needs a deterministic
+   * DPMSolverMultistepScheduler (PixArt-Σ's own; no SDE, no thresholding, solver_order ≤ 2) and no `attention`.
+   * Default: none (one transformer run per step, the scheduler stepping in JavaScript).
+   */
+  stepsPerRun?: number;
 }
 
 interface OutputBase {
@@ -231,6 +242,18 @@ export interface TensorOutput extends OutputBase {
 /** The output for an outputType: `call({ outputType: "latent" })` resolves to a LatentOutput, and so on. */
 export type PipelineOutput<O extends OutputType = OutputType> =
   O extends "latent" ? LatentOutput : O extends "tensor" ? TensorOutput : ImageOutput;
+
+/** What the in-graph denoising loop reads (see PixArtSigmaPipeline.denoiseInGraph). */
+interface InGraphLoop {
+  transformer: PixArtTransformer2DModel;
+  scheduler: DPMSolverMultistepScheduler;
+  embeds: Tensor;
+  mask: Tensor<BigInt64Array>;
+  guidanceScale: number | null;
+  run: PartialRun;
+  progress: ProgressEmitter;
+  signal: AbortSignal | undefined;
+}
 
 interface Models extends Record<ModelName, T5EncoderModel | PixArtTransformer2DModel | AutoencoderKL | null> {
   textEncoder: T5EncoderModel | null;
@@ -487,7 +510,13 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const denoiseLabel = `denoise (${timesteps.length} steps)`;
     const run: PartialRun = { stepsRun: 0, numInferenceSteps: timesteps.length, timesteps: [...timesteps], latents, finished: false };
     this.lastRun = run;
+    const inGraph = options.stepsPerRun === undefined ? undefined : this.inGraphScheduler(timesteps.length, recorder);
     latents = await progress.stage("denoise", denoiseLabel, { component: "transformer", totalSteps: timesteps.length }, () => this.stage(denoiseLabel, "transformer", async () => {
+      if (inGraph) {
+        const loop = { transformer, scheduler: inGraph, embeds, mask, guidanceScale: doCfg ? guidanceScale : null, run, progress, signal };
+        ({ latents, stepsRun } = await this.denoiseInGraph(loop, latents, options));
+        return latents;
+      }
       for (const [i, t] of timesteps.entries()) {
         run.latents = latents;
         run.stepsRun = stepsRun;
@@ -529,6 +558,48 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const tensor = await this.decodeToTensor(latents, binning ? { height: origHeight, width: origWidth } : {}, progress);
     if (outputType === "tensor") return { tensor, stepsRun, ...(attention && { attention }) };
     return { images: toImages(tensor), stepsRun, ...(attention && { attention }) };
+  }
+
+  /** The scheduler as the in-graph loop needs it, or PipelineArgumentError("stepsPerRun") saying why it cannot run. */
+  private inGraphScheduler(steps: number, recorder: CrossAttentionRecorder | undefined): DPMSolverMultistepScheduler {
+    const scheduler = this.scheduler;
+    if (recorder) throw new PipelineArgumentError("stepsPerRun", "cannot be combined with attention (the attention maps need the step-by-step loop)");
+    if (!(scheduler instanceof DPMSolverMultistepScheduler)) {
+      throw new PipelineArgumentError("stepsPerRun", `the in-graph denoising loop needs a DPMSolverMultistepScheduler, got ${scheduler.className}`);
+    }
+    const why = scheduler.linearStepPlanUnsupported(steps);
+    if (why !== null) throw new PipelineArgumentError("stepsPerRun", `the scheduler cannot run inside the graph: ${why}`);
+    return scheduler;
+  }
+
+  /**
+   * Step 6 with the loop inside the transformer's graph: runs of `stepsPerRun` steps, each followed by what the
+   * step-by-step loop does after a step (finite check, progress, preview, callback), for the run's last step.
+   */
+  private async denoiseInGraph(loop: InGraphLoop, latents: Tensor, options: CallOptions): Promise<{ latents: Tensor; stepsRun: number }> {
+    const { scheduler, run, progress } = loop;
+    const timesteps = scheduler.timesteps;
+    let stepsRun = 0;
+    while (stepsRun < timesteps.length) {
+      run.latents = latents;
+      run.stepsRun = stepsRun;
+      throwIfAborted(loop.signal);
+      const count = Math.min(options.stepsPerRun!, timesteps.length - stepsRun);
+      const out = await loop.transformer.denoiseLoop({ latents, encoderHiddenStates: loop.embeds, encoderAttentionMask: loop.mask,
+        guidanceScale: loop.guidanceScale, plan: scheduler.linearStepPlan(count), previousModelOutput: scheduler.lastModelOutput });
+      scheduler.commitLinearSteps(count, out.modelOutput.data);
+      latents = out.latents;
+      const before = stepsRun;
+      stepsRun += count;
+      const i = stepsRun - 1;
+      checkFinite("denoise (latents after the scheduler step)", latents, i);
+      const every = options.previewDecodeEvery;
+      const previewDue = every !== undefined && Math.floor(stepsRun / every) > Math.floor(before / every);
+      progress.step(stepsRun, timesteps.length, timesteps[i], latents, await this.previewDecode(progress, stepsRun, latents, previewDue ? 1 : undefined));
+      const go = await options.callbackOnStepEnd?.({ step: i, numInferenceSteps: timesteps.length, timestep: timesteps[i], latents });
+      if (go === false) break;
+    }
+    return { latents, stepsRun };
   }
 
   /** The recorded cross-attention as maps per image and word: image row r shows prompt ⌊r / numImagesPerPrompt⌋. */
@@ -591,6 +662,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     if (options.guidanceScale !== undefined) checkFiniteNumber("guidanceScale", options.guidanceScale);
     if (options.eta !== undefined) checkFiniteNumber("eta", options.eta);
     if (options.latents !== undefined) checkTensor("latents", options.latents, "float32");
+    if (options.stepsPerRun !== undefined) checkInteger("stepsPerRun", options.stepsPerRun, 1, numTrain, "num_train_timesteps of the scheduler");
     if (options.previewDecodeEvery !== undefined) checkInteger("previewDecodeEvery", options.previewDecodeEvery, 1, numTrain, "num_train_timesteps of the scheduler");
     checkEncodeOptions(options);
   }

@@ -5,6 +5,7 @@
  * is float32 element by element, operations in diffusers' order.
  */
 
+import type { LinearStepPlan } from "../models/pixart-denoise-loop";
 import { BETA_SCHEMA, SchedulerBase, TIMESTEP_SPACINGS } from "./base";
 import type { ConfigSchema, SchedulerConfig } from "./config";
 import { SchedulerConfigError } from "./errors";
@@ -217,27 +218,145 @@ export class DPMSolverMultistepScheduler extends SchedulerBase<DpmConfig> {
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options: StepOptions = {}): Float32Array {
     const i = this.beginStep(modelOutput, timestep, sample);
     const c = this.params;
-    const n = this.timesteps.length;
-    const lowerOrderFinal = i === n - 1 &&
-      (c.euler_at_final || (c.lower_order_final && n < 15) || c.final_sigmas_type === "zero");
-    const lowerOrderSecond = i === n - 2 && c.lower_order_final && n < 15;
-
     const converted = this.convertModelOutput(modelOutput, sample, i, options);
     this.modelOutputs.shift();
     this.modelOutputs.push(converted);
     const noise = c.algorithm_type.startsWith("sde") ? this.stepNoise(sample.length, options) : null;
 
+    const order = this.orderAt(i, this.lowerOrderNums);
     let prev: Float32Array;
-    if (c.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal) {
-      prev = this.firstOrderUpdate(converted, sample, noise, i);
-    } else if (c.solver_order === 2 || this.lowerOrderNums < 2 || lowerOrderSecond) {
-      prev = this.secondOrderUpdate(sample, noise, i);
-    } else {
-      prev = this.thirdOrderUpdate(sample, noise, i);
-    }
+    if (order === 1) prev = this.firstOrderUpdate(converted, sample, noise, i);
+    else if (order === 2) prev = this.secondOrderUpdate(sample, noise, i);
+    else prev = this.thirdOrderUpdate(sample, noise, i);
     if (this.lowerOrderNums < c.solver_order) this.lowerOrderNums++;
     this.index = i + 1;
     return prev;
+  }
+
+  /** The solver order of step i after `lowerOrderNums` steps (lower at the start and, when configured, the end). */
+  private orderAt(i: number, lowerOrderNums: number): 1 | 2 | 3 {
+    const c = this.params;
+    const n = this.timesteps.length;
+    const lowerOrderFinal = i === n - 1 &&
+      (c.euler_at_final || (c.lower_order_final && n < 15) || c.final_sigmas_type === "zero");
+    const lowerOrderSecond = i === n - 2 && c.lower_order_final && n < 15;
+    if (c.solver_order === 1 || lowerOrderNums < 1 || lowerOrderFinal) return 1;
+    if (c.solver_order === 2 || lowerOrderNums < 2 || lowerOrderSecond) return 2;
+    return 3;
+  }
+
+  /**
+   * Why the next steps cannot run as a linear step plan (linearStepPlan), or null when they can: only the
+   * deterministic solvers, without thresholding, up to second order.
+   */
+  linearStepPlanUnsupported(count: number): string | null {
+    const c = this.params;
+    if (c.algorithm_type.startsWith("sde")) return `algorithm_type "${c.algorithm_type}" draws noise in every step`;
+    if (c.thresholding) return "thresholding needs a per-row quantile of x₀";
+    if (this.numInferenceSteps === null) return "setTimesteps has not been called";
+    const i0 = this.index ?? this.begin ?? 0;
+    if (!Number.isInteger(count) || count < 1 || i0 + count > this.timesteps.length) {
+      return `${count} steps from step ${i0} do not fit the ${this.timesteps.length} timesteps`;
+    }
+    let lower = this.lowerOrderNums;
+    for (let i = i0; i < i0 + count; i++) {
+      if (this.orderAt(i, lower) === 3) return `step ${i} is a third-order update (solver_order ${c.solver_order}); use solver_order <= 2`;
+      if (lower < c.solver_order) lower++;
+    }
+    return null;
+  }
+
+  /**
+   * The next `count` steps as float32 coefficients of one update form, for a denoising loop inside an ONNX graph
+   * (models/pixart-denoise-loop.ts). With x the sample, e the model output and m₋₁ the previous converted output:
+   *
+   *     m  = (p·x − q·e) / r                        (convertModelOutput)
+   *     x' = (cx·x − c0·m) + c1·(inv·(m − m₋₁))     (first order: c1 = inv = 0)
+   *
+   * with every operation rounded to float32 in that order, this is exactly what step() computes. Does not change
+   * the scheduler; commitLinearSteps() does once the steps have run.
+   */
+  linearStepPlan(count: number): LinearStepPlan {
+    const why = this.linearStepPlanUnsupported(count);
+    if (why !== null) this.usageError("linearStepPlan", why);
+    if (this.index === null) this.initStepIndex(this.timesteps[0]);
+    const i0 = this.index!;
+    const plan: LinearStepPlan = {
+      timesteps: new Float32Array(count), p: new Float32Array(count), q: new Float32Array(count), r: new Float32Array(count),
+      cx: new Float32Array(count), c0: new Float32Array(count), c1: new Float32Array(count), inv: new Float32Array(count),
+    };
+    let lower = this.lowerOrderNums;
+    for (let j = 0; j < count; j++) {
+      const i = i0 + j;
+      plan.timesteps[j] = this.timesteps[i];
+      [plan.p[j], plan.q[j], plan.r[j]] = this.conversionCoefficients(i);
+      const k = this.odeCoefficients(i, this.orderAt(i, lower) as 1 | 2);
+      [plan.cx[j], plan.c0[j], plan.c1[j], plan.inv[j]] = [k.cx, k.c0, k.c1, k.inv];
+      if (lower < this.params.solver_order) lower++;
+    }
+    return plan;
+  }
+
+  /** The converted model output of the latest step (m₋₁ of the next), or null before the first step. */
+  get lastModelOutput(): Float32Array | null {
+    return this.modelOutputs[this.modelOutputs.length - 1];
+  }
+
+  /**
+   * Records that the `count` steps of a linearStepPlan ran elsewhere and ended with converted output `last`:
+   * the scheduler then stands where `count` calls of step() would have left it.
+   */
+  commitLinearSteps(count: number, last: Float32Array): void {
+    const why = this.linearStepPlanUnsupported(count);
+    if (why !== null) this.usageError("commitLinearSteps", why);
+    if (this.index === null) this.initStepIndex(this.timesteps[0]);
+    for (let j = 0; j < count; j++) {
+      this.modelOutputs.shift();
+      // Only the latest output is read by first- and second-order updates; older ones are not kept.
+      this.modelOutputs.push(j === count - 1 ? last : null);
+      if (this.lowerOrderNums < this.params.solver_order) this.lowerOrderNums++;
+    }
+    this.index! += count;
+  }
+
+  /** p, q, r of convertModelOutput at step i: m = (p·x − q·e) / r. */
+  private conversionCoefficients(i: number): [number, number, number] {
+    const c = this.params;
+    const [a, s] = alphaSigma(this.sigmas![i]);
+    if (c.algorithm_type.endsWith("dpmsolver++")) {
+      if (c.prediction_type === "epsilon") return [1, s, a];
+      if (c.prediction_type === "sample") return [0, -1, 1];
+      return [a, s, 1]; // v_prediction
+    }
+    if (c.prediction_type === "epsilon") return [0, -1, 1];
+    if (c.prediction_type === "sample") return [1, a, s];
+    return [s, -a, 1]; // v_prediction: a·e + s·x
+  }
+
+  /**
+   * The deterministic first- and second-order updates as x' = (cx·x − c0·m₀) + c1·D1 with D1 = inv·(m₀ − m₁):
+   * c1 carries the sign (midpoint subtracts its term, heun adds it); first order has c1 = inv = 0.
+   */
+  private odeCoefficients(i: number, order: 1 | 2): { cx: number; c0: number; c1: number; inv: number } {
+    const t = this.at(i + 1);
+    const s0 = this.at(i);
+    const h = fr(t.lambda - s0.lambda);
+    const heun = this.params.solver_type === "heun";
+    let inv = 0;
+    if (order === 2) {
+      const s1 = this.at(i - 1);
+      inv = fr(1 / fr(fr(s0.lambda - s1.lambda) / h));
+    }
+    if (this.params.algorithm_type === "dpmsolver++") {
+      const em1 = fr(expF32(-h) - 1);
+      const c0 = fr(t.a * em1);
+      const c1 = order === 1 ? 0 : heun ? fr(t.a * fr(fr(em1 / h) + 1)) : -fr(0.5 * c0);
+      return { cx: fr(t.s / s0.s), c0, c1, inv };
+    }
+    const ep1 = fr(expF32(h) - 1);
+    const c0 = fr(t.s * ep1);
+    const c1 = order === 1 ? 0 : -(heun ? fr(t.s * fr(fr(ep1 / h) - 1)) : fr(0.5 * c0));
+    return { cx: fr(t.a / s0.a), c0, c1, inv };
   }
 
   /** x₀ prediction (DPM-Solver++) or ε prediction (DPM-Solver) from the model output. */
@@ -282,16 +401,10 @@ export class DPMSolverMultistepScheduler extends SchedulerBase<DpmConfig> {
     const h = fr(t.lambda - s0.lambda);
     const out = new Float32Array(x.length);
     switch (this.params.algorithm_type) {
-      case "dpmsolver++": {
-        const cx = fr(t.s / s0.s);
-        const cm = fr(t.a * fr(expF32(-h) - 1));
-        for (let k = 0; k < x.length; k++) out[k] = fr(cx * x[k]) - fr(cm * m[k]);
-        break;
-      }
+      case "dpmsolver++":
       case "dpmsolver": {
-        const cx = fr(t.a / s0.a);
-        const cm = fr(t.s * fr(expF32(h) - 1));
-        for (let k = 0; k < x.length; k++) out[k] = fr(cx * x[k]) - fr(cm * m[k]);
+        const { cx, c0 } = this.odeCoefficients(i, 1);
+        for (let k = 0; k < x.length; k++) out[k] = fr(cx * x[k]) - fr(c0 * m[k]);
         break;
       }
       case "sde-dpmsolver++": {
@@ -328,25 +441,11 @@ export class DPMSolverMultistepScheduler extends SchedulerBase<DpmConfig> {
     const heun = this.params.solver_type === "heun";
     const out = new Float32Array(len);
     switch (this.params.algorithm_type) {
-      case "dpmsolver++": {
-        const cx = fr(t.s / s0.s);
-        const em1 = fr(expF32(-h) - 1);
-        const c0 = fr(t.a * em1);
-        if (heun) {
-          const c1 = fr(t.a * fr(fr(em1 / h) + 1));
-          for (let k = 0; k < len; k++) out[k] = fr(fr(cx * x[k]) - fr(c0 * m0[k])) + fr(c1 * d1[k]);
-        } else {
-          const c1 = fr(0.5 * c0);
-          for (let k = 0; k < len; k++) out[k] = fr(fr(cx * x[k]) - fr(c0 * m0[k])) - fr(c1 * d1[k]);
-        }
-        break;
-      }
+      case "dpmsolver++":
       case "dpmsolver": {
-        const cx = fr(t.a / s0.a);
-        const ep1 = fr(expF32(h) - 1);
-        const c0 = fr(t.s * ep1);
-        const c1 = heun ? fr(t.s * fr(fr(ep1 / h) - 1)) : fr(0.5 * c0);
-        for (let k = 0; k < len; k++) out[k] = fr(fr(cx * x[k]) - fr(c0 * m0[k])) - fr(c1 * d1[k]);
+        // c1 is signed: −c1·D1 is −(c1·D1) exactly, so this is diffusers' "− c1·D1" (midpoint) or "+ c1·D1" (heun).
+        const { cx, c0, c1 } = this.odeCoefficients(i, 2);
+        for (let k = 0; k < len; k++) out[k] = fr(fr(cx * x[k]) - fr(c0 * m0[k])) + fr(c1 * d1[k]);
         break;
       }
       case "sde-dpmsolver++": {
