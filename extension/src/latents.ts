@@ -149,8 +149,6 @@ export const drawLatents: Draw<LatentsPayload> = (host, p, ctx) => {
     const canvas = el(doc, "canvas", "jp-pixart-pixels");
     try {
       drawStep(canvas, p, p.steps.length - 1);
-      canvas.style.width = `${parseInt(canvas.style.width, 10) * 1.5}px`;
-      canvas.style.height = `${parseInt(canvas.style.height, 10) * 1.5}px`;
       canvas.setAttribute("role", "img");
       canvas.setAttribute("aria-label", `final latents preview (step ${last.step})`);
       final.append(el(doc, "figcaption", undefined, `${p.done ? "final" : "latest"}: step ${last.step}`), canvas);

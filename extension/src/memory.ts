@@ -144,7 +144,11 @@ export const drawMemory: Draw<MemoryPayloadV1> = (host, p, ctx) => {
     e.peakDuring !== undefined ? formatBytes(e.peakDuring) : "",
     ...(hasGpu ? [e.gpuUsed !== undefined ? formatBytes(e.gpuUsed) : ""] : []),
   ]);
-  if (t.length > 0) root.append(table(doc, head, rows, (i) => (peak && first + i === peak.index ? "jp-pixart-peak" : undefined)));
+  if (t.length > 0) {
+    const scroll = el(doc, "div", "jp-pixart-scroll");
+    scroll.append(table(doc, head, rows, (i) => (peak && first + i === peak.index ? "jp-pixart-peak" : undefined)));
+    root.append(scroll);
+  }
 
   const showGpu = p.components.some((c) => c.gpuBytes !== undefined);
   const componentRows = p.components.map((c) => [
