@@ -182,7 +182,7 @@ function drawImage(ctx: RenderContext, host: HTMLElement, p: AttentionPayload, i
     return undefined;
   }
   select(0);
-  plot = plotInto(plotDiv, ctx, figure(host, p, d, 0));
+  plot = plotInto(plotDiv, ctx, () => figure(host, p, d, 0));
   return plot;
 }
 

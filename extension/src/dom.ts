@@ -73,6 +73,8 @@ export function formatMs(ms: number): string {
 /** The value of a JupyterLab theme variable on `node` (light and dark themes set them), or `fallback`. */
 export function themeColor(node: Element, name: string, fallback: string): string {
   const view = node.ownerDocument.defaultView;
-  const value = view?.getComputedStyle(node).getPropertyValue(name).trim();
+  // JupyterLab's themes set the variables on the document; an output not yet attached inherits nothing.
+  const from = node.isConnected ? node : node.ownerDocument.documentElement;
+  const value = view?.getComputedStyle(from).getPropertyValue(name).trim();
   return value || fallback;
 }

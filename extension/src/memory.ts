@@ -125,7 +125,7 @@ export const drawMemory: Draw<MemoryPayloadV1> = (host, p, ctx) => {
   host.append(root);
   const plotDiv = el(doc, "div");
   root.append(plotDiv);
-  const plot = p.timeline.length > 0 ? plotInto(plotDiv, ctx, memoryFigure(host, p)) : undefined;
+  const plot = p.timeline.length > 0 ? plotInto(plotDiv, ctx, () => memoryFigure(host, p)) : undefined;
   if (!plot) plotDiv.append(el(doc, "div", "jp-pixart-note", "no events recorded yet"));
 
   const t = p.timeline;

@@ -72,14 +72,16 @@ export interface Figure {
 const plotConfig = { displaylogo: false, responsive: true };
 
 /** A plotly figure in `div`, drawn once plotly has loaded (the first plot of the page loads it). */
-export function plotInto(div: HTMLElement, ctx: RenderContext, figure: Figure): Plot {
+export function plotInto(div: HTMLElement, ctx: RenderContext, figure: Figure | (() => Figure)): Plot {
   let plotly: Awaited<ReturnType<PlotlyLoader>> | undefined;
   let disposed = false;
   div.classList.add("jp-pixart-plot");
   const ready = ctx.loadPlotly().then(async (p) => {
     if (disposed) return;
     plotly = p;
-    await p.newPlot(div, figure.data, figure.layout, plotConfig);
+    // Built now, not before the load: by then the output is in the page and sees the theme's colours.
+    const { data, layout } = typeof figure === "function" ? figure() : figure;
+    await p.newPlot(div, data, layout, plotConfig);
   });
   return {
     ready,

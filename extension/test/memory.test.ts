@@ -71,6 +71,19 @@ describe("extension: memory renderer", () => {
     assert.strictEqual(host.querySelectorAll("table")[0]!.tHead!.rows[0]!.cells[7]!.textContent, "GPU");
   });
 
+  it("plots take the JupyterLab theme's colours, also when drawn before the output is attached", async () => {
+    const { doc } = newDocument();
+    const style = doc.createElement("style");
+    style.textContent = ":root { --jp-ui-font-color1: rgb(230, 230, 230); --jp-border-color2: rgb(60, 60, 60); }";
+    doc.head.append(style);
+    const detached = doc.createElement("div");
+    const plotly = new PlotlyRecorder();
+    await renderOutput(MEMORY_MIME, detached, longest(), context(doc, plotly), drawMemory).ready;
+    const layout = plotly.plots[0]!.layout as { font: { color: string }; xaxis: { gridcolor: string } };
+    assert.strictEqual(layout.font.color.replace(/\s/g, ""), "rgb(230,230,230)");
+    assert.strictEqual(layout.xaxis.gridcolor.replace(/\s/g, ""), "rgb(60,60,60)");
+  });
+
   it("a huge timeline keeps the table to its last rows", async () => {
     const p = longest();
     const e = p.timeline[0]!;
