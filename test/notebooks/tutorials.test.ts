@@ -4,7 +4,8 @@
  * `jupyter execute` against this build's kernel, on the tiny checkpoint, and checks what a reader sees: every cell
  * ran in order, images, live progress and memory reports rendered as rich outputs (custom types valid against their
  * schemas, every PNG decodable), and deleted models really gave their memory back.
- * The notebooks run from a temporary copy whose ../dist and ../test link to the build and fixtures under test.
+ * The notebooks run from a temporary copy whose ../dist, ../test and ../models link to the build, the fixtures and the
+ * default model (models/default.json) under test.
  * The committed notebooks are checked too: they carry their outputs, and those are valid.
  */
 import * as assert from "assert";
@@ -12,6 +13,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { loadImage } from "canvas";
+import { readDefaults } from "../../src/cli/defaults";
 import type { AttentionPayload, LatentsPayload } from "../../src/display/payloads";
 import { assertValidPayload, ATTENTION_MIME, LATENTS_MIME, payloadMimeTypes } from "../../src/display/schemas";
 import { repoRoot } from "../helpers/paths";
@@ -32,6 +34,7 @@ async function execute(name: string): Promise<Cell[]> {
     // The notebooks import the project by its package name ("pixart-ts"), found from this package.json.
     fs.copyFileSync(path.join(repoRoot(), "package.json"), path.join(work, "package.json"));
     fs.symlinkSync(path.join(repoRoot(), "test"), path.join(work, "test"));
+    fs.symlinkSync(path.join(repoRoot(), "models"), path.join(work, "models")); // the default model (models/default.json)
     const notebook = path.join(work, "notebooks", name);
     fs.copyFileSync(path.join(repoRoot(), "notebooks", name), notebook);
     const env: NodeJS.ProcessEnv = { ...process.env, JUPYTER_PATH: jupyterPath, PIXART_TS_CACHE: path.join(work, "cache") };
@@ -84,10 +87,12 @@ function progressOf(cells: Cell[], snippet: string): LatentsPayload {
   return shown.data![LATENTS_MIME] as LatentsPayload;
 }
 
-function assertPng(out: Output): void {
+/** A picture of the default model, shown enlarged to models/default.json's displaySize. */
+async function assertPng(out: Output): Promise<void> {
   const png = Buffer.from(text(out.data!["image/png"]), "base64");
   assert.deepStrictEqual([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(""), "PNG");
-  assert.match(text(out.data!["text/plain"]), /PixArtImage 64×64/);
+  const { displaySize } = await readDefaults();
+  assert.strictEqual(text(out.data!["text/plain"]), `PixArtImage ${displaySize}×${displaySize}`);
 }
 
 describe("tutorial notebooks (jupyter execute, tiny checkpoint)", function () {
@@ -97,7 +102,7 @@ describe("tutorial notebooks (jupyter execute, tiny checkpoint)", function () {
     const cells = await execute("01-quickstart.ipynb");
     assert.deepStrictEqual(cells.map((c) => c.execution_count), cells.map((_, i) => i + 1));
     assert.ok(cells.every((c) => !c.outputs!.some((o) => o.output_type === "error")));
-    assertPng(resultOf(cells, "const { images }"));
+    await assertPng(resultOf(cells, "const { images }"));
     const progress = progressOf(cells, "const { images }");
     assert.strictEqual(progress.done, true);
     assert.deepStrictEqual(progress.steps.map((s) => s.step), Array.from({ length: 12 }, (_, i) => i + 1));
@@ -120,7 +125,7 @@ describe("tutorial notebooks (jupyter execute, tiny checkpoint)", function () {
       (resultOf(cells, snippet).data!["application/vnd.pixart.memory+json"] as { components: { loaded: boolean }[] }).components.map((c) => c.loaded);
     assert.deepStrictEqual(loaded("delete pipe.textEncoder"), [false, false, false]);
     assert.deepStrictEqual(loaded("delete pipe.transformer"), [false, false, false]);
-    assertPng(resultOf(cells, "decodeLatents"));
+    await assertPng(resultOf(cells, "decodeLatents"));
     const timeline = (resultOf(cells, "pipe.memoryReport()").data!["application/vnd.pixart.memory+json"] as { timeline: { label: string }[] }).timeline;
     const labels = timeline.map((e) => e.label);
     for (const label of ["load textEncoder", "delete textEncoder", "load transformer", "delete transformer", "load vae", "decode"]) {
@@ -162,12 +167,12 @@ describe("tutorial notebooks (jupyter execute, tiny checkpoint)", function () {
     assert.strictEqual(bundles.length, 2);
     for (const out of bundles) {
       const payload = out.data![ATTENTION_MIME] as AttentionPayload;
-      assert.deepStrictEqual(payload.images[0].words.map((w) => w.text), ["a", "red", "circle", "at", "the", "top", "left"]);
-      assert.deepStrictEqual(payload.images[0].wordMaps.dims.slice(0, 1), [7]);
+      assert.deepStrictEqual(payload.images[0].words.map((w) => w.text), ["a", "red", "circle", "at", "the", "top", "left", "on", "a", "blue", "background"]);
+      assert.deepStrictEqual(payload.images[0].wordMaps.dims.slice(0, 1), [11]);
       assert.match(text(out.data!["text/plain"]), /Cross-attention maps/);
     }
     assert.deepStrictEqual((bundles[1].data![ATTENTION_MIME] as AttentionPayload).steps, [0, 1]);
-    assert.strictEqual(text(resultOf(cells, "const { height, width }").data!["text/plain"]).match(/ y \d\.\d\d {2}x \d\.\d\d/g)?.length, 7);
+    assert.strictEqual(text(resultOf(cells, "const { height, width }").data!["text/plain"]).match(/ y \d\.\d\d {2}x \d\.\d\d/g)?.length, 11);
     const stream = cells.flatMap((c) => c.outputs!.filter((o) => o.output_type === "stream")).map((o) => text((o as { text?: unknown }).text)).join("");
     assert.match(stream, /step 0: [\d.]+% of attention on <\/s> .*\nstep 1: /);
     const checked = await checkRichOutputs(cells);

@@ -7,6 +7,7 @@ environment variable PIXART_MODEL naming a diffusers folder or a cached repo id 
 Run: npm run build && .venv/bin/python tools/notebooks/make_tutorials.py --execute
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,16 +24,26 @@ META = {
     "kernelspec": {"display_name": "TypeScript (pixart-ts)", "language": "typescript", "name": KERNEL_NAME},
     "language_info": {"file_extension": ".ts", "mimetype": "text/typescript", "name": "typescript"},
 }
-# The checkpoint the notebooks use unless PIXART_MODEL names another (relative to notebooks/). One place to change.
-DEFAULT_MODEL = "../test/fixtures/tiny-square/pipeline"
+# The checkpoint the notebooks use unless PIXART_MODEL names another: the repository's default model and call,
+# models/default.json (the one place the demo and the tests take them from too). Paths are relative to notebooks/.
+with open(os.path.join(ROOT, "models", "default.json"), encoding="utf-8") as _f:
+    DEFAULTS = json.load(_f)
+DEFAULT_MODEL = "../" + DEFAULTS["model"]
 MODEL_LINE = f'const MODEL = process.env.PIXART_MODEL ?? "{DEFAULT_MODEL}";'
+# On the shipped model: its prompt and guidance scale, and its 32-pixel pictures shown enlarged (nearest neighbour).
+TINY_LINES = f"""const tiny = process.env.PIXART_MODEL === undefined;
+const PROMPT = tiny ? {json.dumps(DEFAULTS["prompt"])} : "A small cactus with a happy face in the Sahara desert.";
+// The shipped model draws small pictures of one shape: its guidance scale, no aspect-ratio table, shown enlarged.
+const TINY_CALL = tiny ? {{ guidanceScale: {DEFAULTS["guidanceScale"]}, useResolutionBinning: false }} : {{}};
+const show = (image: PixArtImage) => (tiny ? image.enlarged({DEFAULTS["displaySize"]}) : image);"""
 
 QUICKSTART = [
     new_markdown_cell("""# 01 · Quickstart: PixArt-Σ in a TypeScript notebook
 
-The diffusers `PixArtSigmaPipeline`, in TypeScript on onnxruntime-node. This notebook runs on the tiny
-random-weight checkpoint in the repository (so it finishes in seconds and its pictures are noise-like).
-For real images start Jupyter with `PIXART_MODEL` naming a real checkpoint: a local diffusers folder, or a repo id
+The diffusers `PixArtSigmaPipeline`, in TypeScript on onnxruntime-node. This notebook runs on the tiny model
+trained in the repository (`models/tiny-shapes`, named in `models/default.json`): it knows one kind of picture,
+"a yellow triangle at the bottom right on a blue background" (three shapes, six colours, five positions), draws
+it at 32×32 pixels in well under a second, and the notebook shows it enlarged. For real images start Jupyter with `PIXART_MODEL` naming a real checkpoint: a local diffusers folder, or a repo id
 already in your Hugging Face cache, e.g. `PIXART_MODEL=PixArt-alpha/PixArt-Sigma-XL-2-1024-MS` (download it once
 with `hf download PixArt-alpha/PixArt-Sigma-XL-2-1024-MS`).
 
@@ -40,9 +51,10 @@ Build the project first (`npm run build`) and install the kernel (`node dist/ker
     new_markdown_cell("""Loading shows its progress in one output that updates in place: each component as it loads, with the
 time it took. The memory report after it draws where the memory is: the process over time and each component's
 weights."""),
-    new_code_cell("""import { PixArtSigmaPipeline } from "../dist/src";
+    new_code_cell("""import { PixArtSigmaPipeline, type PixArtImage } from "../dist/src";
 
 __MODEL_LINE__
+__TINY_LINES__
 const pipe = await PixArtSigmaPipeline.fromPretrained(MODEL);
 pipe.memoryReport()"""),
     new_markdown_cell("""The call takes diffusers' arguments in camelCase (`numInferenceSteps`, `guidanceScale`, `height`, `width`,
@@ -54,12 +66,12 @@ time, ETA and it/s, and a preview of the latents after every step (a linear map 
 RGB, no VAE run). When the call ends, that output keeps a grid of the steps and, for the JupyterLab extension, the
 whole step history to scrub through. Pass `progress: false` to a call (or set `pipe.progress = false`) for none."""),
     new_code_cell("""const { images } = await pipe.call({
-  prompt: "A small cactus with a happy face in the Sahara desert.",
+  prompt: PROMPT,
   numInferenceSteps: 12,
   seed: 0,
-  useResolutionBinning: false, // the tiny model has no aspect-ratio table; real checkpoints bin by default
+  ...TINY_CALL,
 });
-images![0]"""),
+show(images![0])"""),
     new_markdown_cell("""A step callback sees the latents after every step (and can stop the run by returning `false`). This
 call passes `progress: false`, so it shows nothing while it runs."""),
     new_code_cell("""const seen: number[] = [];
@@ -92,23 +104,24 @@ the first int8 load quantizes the 4.7B-parameter T5 once and caches the result o
 
 Every load, encode, denoise and decode shows live progress; every `flush()` returns a memory report whose chart
 shows the memory falling where a model was deleted."""),
-    new_code_cell("""import { PixArtSigmaPipeline } from "../dist/src";
+    new_code_cell("""import { PixArtSigmaPipeline, type PixArtImage } from "../dist/src";
 
 __MODEL_LINE__
+__TINY_LINES__
 // Load only what the first stage needs: the tokenizer and an 8-bit text encoder.
 const pipe = await PixArtSigmaPipeline.fromPretrained(MODEL, { textEncoder: { quantize: "int8" }, transformer: null, vae: null });
-const embeds = await pipe.encodePrompt("A small cactus with a happy face in the Sahara desert.");
+const embeds = await pipe.encodePrompt(PROMPT);
 embeds.promptEmbeds.dims"""),
     new_code_cell("""delete pipe.textEncoder;
 await pipe.flush()"""),
     new_code_cell("""await pipe.load("transformer");
-const { latents } = await pipe.call({ ...embeds, outputType: "latent", numInferenceSteps: 8, seed: 0, useResolutionBinning: false });
+const { latents } = await pipe.call({ ...embeds, outputType: "latent", numInferenceSteps: 8, seed: 0, useResolutionBinning: false, ...TINY_CALL });
 latents!.dims"""),
     new_code_cell("""delete pipe.transformer;
 await pipe.flush()"""),
     new_code_cell("""await pipe.load("vae");
 const [image] = await pipe.decodeLatents(latents!);
-image"""),
+show(image)"""),
     new_markdown_cell("""The whole story: one row per event, with RSS (anonymous vs file-backed) and each stage's peak, drawn and
 as a table."""),
     new_code_cell("""pipe.memoryReport()"""),
@@ -220,27 +233,29 @@ little. Maps are summed over steps, averaged over blocks and heads, upsampled bi
 clamped at 0; a word's map is the mean of its SentencePiece pieces (EOS and padding belong to no word), scaled to
 [0, 1].
 
-This notebook runs on the small checkpoint in the repository; set `PIXART_MODEL` to a diffusers folder or a cached
-repo id (e.g. `PixArt-alpha/PixArt-Sigma-XL-2-1024-MS`) for real images."""),
+This notebook runs on the tiny model trained in the repository (`models/tiny-shapes`: one shape on a background,
+32×32 pixels); set `PIXART_MODEL` to a diffusers folder or a cached repo id (e.g.
+`PixArt-alpha/PixArt-Sigma-XL-2-1024-MS`) for real images."""),
     new_code_cell("""import { PixArtSigmaPipeline, showAttention } from "../dist/src";
 
 __MODEL_LINE__
 const tiny = process.env.PIXART_MODEL === undefined;
+// The shipped model: its guidance scale and no aspect-ratio table.
+const TINY_CALL = tiny ? { guidanceScale: __GUIDANCE__, useResolutionBinning: false } : {};
 const pipe = await PixArtSigmaPipeline.fromPretrained(MODEL);
 `transformer: ${pipe.transformer!.config.numLayers} blocks × ${pipe.transformer!.config.numAttentionHeads} heads`"""),
     new_markdown_cell("""One call with `attention: true` records every block at every step. The result's `attention` holds, per
 image, the words with their pieces, the raw per-token maps on the patch grid and the per-word maps at image size.
 `showAttention` draws them: the image, then one heat map per word over it (bright = attended)."""),
-    new_code_cell("""const prompt = "a red circle at the top left";
+    new_code_cell("""const prompt = tiny ? "a red circle at the top left on a blue background" : "a red fox sitting at the top left of a snowy field";
 const out = await pipe.call({
   prompt,
-  numInferenceSteps: tiny ? 4 : 20,
+  numInferenceSteps: 20,
   seed: 0,
   attention: true,
-  ...(tiny ? { useResolutionBinning: false } : {}), // the tiny model has no aspect-ratio table
+  ...TINY_CALL,
 });
-// Heat maps over the image; the tiny random model's images are noise, so there they go beside it.
-showAttention(out.attention!, out.images, { overlay: !tiny })"""),
+showAttention(out.attention!, out.images)"""),
     new_markdown_cell("""The words and the pieces they were cut into (a word's map is the mean of its pieces'), and the raw maps:
 `tokenMaps` is `[tokens, gridRows, gridCols]` (EOS included), `wordMaps` is `[words, height, width]`."""),
     new_code_cell("""const maps = out.attention!.images[0];
@@ -260,15 +275,15 @@ maps.words.map((w, k) => {
 }).join("\\n")"""),
     new_markdown_cell("""Early steps lay out the composition; later ones refine detail. `attention: { layers, steps }` records a
 subset (0-based), and `callbackOnStepEnd` receives each recorded step's raw probabilities,
-`[blocks, images, image tokens, text tokens]`, for analyses of your own. Here: the first half of the steps only,
+`[blocks, images, image tokens, text tokens]`, for analyses of your own. Here: the first two steps only,
 and the share of attention that goes to the EOS token at each of them."""),
     new_code_cell("""const eosShare: string[] = [];
 const early = await pipe.call({
   prompt,
-  numInferenceSteps: tiny ? 4 : 20,
+  numInferenceSteps: 20,
   seed: 0,
   attention: { steps: [0, 1] },
-  ...(tiny ? { useResolutionBinning: false } : {}),
+  ...TINY_CALL,
   callbackOnStepEnd: ({ step, crossAttention }) => {
     if (!crossAttention) return;
     const [, , queries, keys] = crossAttention.dims;
@@ -295,7 +310,8 @@ NOTEBOOKS = {
 
 def write(name, cells):
     for cell in cells:
-        cell.source = cell.source.replace("__MODEL_LINE__", MODEL_LINE)
+        cell.source = (cell.source.replace("__MODEL_LINE__", MODEL_LINE).replace("__TINY_LINES__", TINY_LINES)
+                       .replace("__GUIDANCE__", str(DEFAULTS["guidanceScale"])))
     nb = new_notebook(cells=cells, metadata=META)
     nbformat.validate(nb)
     path = os.path.join(OUT, name)
