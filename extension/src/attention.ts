@@ -84,17 +84,23 @@ export function rawWordMap(d: ImageData, word: number, rows: number, cols: numbe
   return z;
 }
 
+/** Indices as "0–19" when consecutive, else "0, 4, 9". */
+export function listOf(indices: number[]): string {
+  const consecutive = indices.length > 2 && indices.every((v, i) => i === 0 || v === indices[i - 1]! + 1);
+  return consecutive ? `${indices[0]}–${indices[indices.length - 1]}` : indices.join(", ");
+}
+
 function figure(host: Element, p: AttentionPayload, d: ImageData, word: number): Figure {
   const [rows, cols] = p.grid;
   const layout = themedLayout(host);
-  const steps = p.steps.length > 0 ? `steps ${p.steps[0]}–${p.steps[p.steps.length - 1]}` : "no steps";
+  const steps = p.steps.length > 0 ? `steps ${listOf(p.steps)}` : "no steps";
   return {
     data: [{ type: "heatmap", z: rawWordMap(d, word, rows, cols), colorscale: "Viridis", hovertemplate: "row %{y}, col %{x}: %{z:.4g}<extra></extra>", colorbar: { thickness: 12 } }],
     layout: {
       ...layout,
       title: { text: plotlyText(`"${d.words[word]!.text}" on the ${rows}×${cols} patch grid`), font: { size: 12 } },
       xaxis: { ...(layout["xaxis"] as object), title: { text: "patch column" }, constrain: "domain" },
-      yaxis: { ...(layout["yaxis"] as object), title: { text: `patch row · blocks ${p.layers.join(", ")} · ${steps}` }, autorange: "reversed", scaleanchor: "x" },
+      yaxis: { ...(layout["yaxis"] as object), title: { text: `patch row · blocks ${listOf(p.layers)} · ${steps}` }, autorange: "reversed", scaleanchor: "x" },
       width: 360,
       height: 340,
     },
@@ -189,8 +195,8 @@ function drawImage(ctx: RenderContext, host: HTMLElement, p: AttentionPayload, i
 export const drawAttention: Draw<AttentionPayload> = (host, p, ctx) => {
   const doc = ctx.doc;
   const root = el(doc, "div", "jp-pixart-attention");
-  const steps = p.steps.length > 0 ? `steps ${p.steps.join(", ")} summed` : "no steps";
-  root.append(el(doc, "div", "jp-pixart-title", `Cross-attention maps ${p.width}×${p.height}: blocks ${p.layers.join(", ")} averaged, ${steps}, patch grid ${p.grid[0]}×${p.grid[1]}`));
+  const steps = p.steps.length > 0 ? `steps ${listOf(p.steps)} summed` : "no steps";
+  root.append(el(doc, "div", "jp-pixart-title", `Cross-attention maps ${p.width}×${p.height}: blocks ${listOf(p.layers)} averaged, ${steps}, patch grid ${p.grid[0]}×${p.grid[1]}`));
   host.append(root);
   const plots = p.images.flatMap((image, n) => {
     if (p.images.length > 1) root.append(el(doc, "div", "jp-pixart-title", `image ${n + 1}`));
