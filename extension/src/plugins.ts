@@ -3,7 +3,8 @@
  * Add a plugin by importing it here and listing it in the array (the memory panel lives in panel.ts).
  */
 import type { JupyterFrontEndPlugin } from "@jupyterlab/application";
+import { memoryPanelPlugin } from "./panel";
 
-const plugins: JupyterFrontEndPlugin<unknown>[] = [];
+const plugins: JupyterFrontEndPlugin<unknown>[] = [memoryPanelPlugin];
 
 export default plugins;

@@ -59,8 +59,12 @@ export interface LabServer {
   stop: () => Promise<void>;
 }
 
-/** JupyterLab plugins that would reach the network or put toasts over the page (news, update checks). */
-const disabledPlugins = ["@jupyterlab/apputils-extension:announcements"];
+/**
+ * JupyterLab plugins left out: the news toast (it would reach the network), and the debugger, which our kernel does
+ * not offer (kernel_info says debugger: false) but whose sidebar still calls into a debug session it never started,
+ * throwing "No active debugger session" as uncaught errors in the page.
+ */
+const disabledPlugins = ["@jupyterlab/apputils-extension:announcements", "@jupyterlab/debugger-extension"];
 
 /** Starts a private JupyterLab; `notebooks` are copied into its root (paths relative to the repository or absolute). */
 export async function startLab(notebooks: Record<string, string>): Promise<LabServer> {
@@ -75,6 +79,11 @@ export async function startLab(notebooks: Record<string, string>): Promise<LabSe
   const extTarget = path.join(dirs["data"], "labextensions", ext.name);
   fs.cpSync(labextensionDir, extTarget, { recursive: true });
   fs.writeFileSync(path.join(extTarget, "install.json"), JSON.stringify({ packageManager: "npm", packageName: ext.name }));
+  // Every cell rendered, not only those in view (JupyterLab 4 windows long notebooks): the tests look at outputs
+  // anywhere in a notebook.
+  const tracker = path.join(dirs["settings"], "@jupyterlab", "notebook-extension");
+  fs.mkdirSync(tracker, { recursive: true });
+  fs.writeFileSync(path.join(tracker, "tracker.jupyterlab-settings"), JSON.stringify({ windowingMode: "none" }));
   fs.mkdirSync(path.join(dirs["config"], "labconfig"));
   fs.writeFileSync(path.join(dirs["config"], "labconfig", "page_config.json"),
     JSON.stringify({ disabledExtensions: Object.fromEntries(disabledPlugins.map((p) => [p, true])) }));
@@ -158,13 +167,30 @@ export async function launchBrowser(): Promise<BrowserSession> {
 /** The visible notebook panel's selector prefix. */
 export const activeNotebook = ".jp-NotebookPanel:not(.lm-mod-hidden)";
 
-/** Opens a notebook of the server's root in a fresh workspace and waits for its cells (and kernel) to be there. */
+/**
+ * Opens a notebook of the server's root: the first time by loading JupyterLab on a fresh workspace, later by a
+ * double click in the file browser (reloading JupyterLab costs a minute on a loaded machine). Waits for its cells.
+ */
 export async function openNotebook(page: Page, lab: LabServer, name: string): Promise<void> {
-  const workspace = `w${randomBytes(4).toString("hex")}`;
-  await page.goto(`${lab.url}/lab/workspaces/${workspace}/tree/${name}?reset&token=${lab.token}`);
-  await page.waitForSelector(`${activeNotebook} .jp-Cell`, { timeout: 60000 });
-  await page.waitForSelector(`${activeNotebook} .jp-Notebook-ExecutionIndicator[data-status="idle"], ${activeNotebook} .jp-Toolbar-kernelStatus`,
-    { timeout: 60000 }).catch(() => undefined);
+  if (!page.url().startsWith(lab.url)) {
+    const workspace = `w${randomBytes(4).toString("hex")}`;
+    await page.goto(`${lab.url}/lab/workspaces/${workspace}/tree/${name}?reset&token=${lab.token}`);
+  } else {
+    await page.locator(".jp-DirListing-item", { has: page.locator(".jp-DirListing-itemText", { hasText: name }) }).first().dblclick();
+  }
+  await page.locator(".lm-DockPanel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel", { hasText: name }).waitFor({ timeout: 120000 });
+  await page.waitForSelector(`${activeNotebook} .jp-Cell`, { timeout: 120000 });
+}
+
+/** Polls `probe` until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function until<T>(probe: () => Promise<T>, what: string, timeoutMs = 60000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 export async function screenshot(page: Page, name: string, selector?: string): Promise<string> {
