@@ -8,11 +8,20 @@
  * first, because a SIGINT outside the vm call would not break anything. In every other case the main thread handles
  * the request itself when it reads it. The message says which cell was signalled, so that the main thread can still
  * interrupt that cell if the signal landed just after its synchronous part ended.
+ *
+ * Nothing can stop some code from another thread: a microtask loop (`const spin = () => Promise.reject().catch(spin)`)
+ * or synchronous code after an `await` run outside the vm call that SIGINT breaks, and V8's TerminateExecution through
+ * the inspector was measured to work in 1 of 5 tries against that loop (node's promise-rejection hook swallows it) and
+ * to corrupt node's async-hook stack when it did. So, when the main thread has not taken an interrupt or shutdown
+ * request after `stuckAfterMs` (and is not compiling), the worker answers the request itself with an error naming
+ * the cause, writes the same to stderr, and ends the process (SIGKILL: the main thread cannot run an exit handler),
+ * so that the client's restart gives the user a working kernel.
  */
+import * as fs from "fs";
 import { isMainThread, parentPort, Worker, workerData } from "worker_threads";
 import * as zmq from "zeromq";
 import { log } from "./log";
-import { decode, Signer } from "./wire";
+import { decode, encode, Message, newHeader, Signer } from "./wire";
 
 interface IoWorkerData {
   heartbeatEndpoint: string;
@@ -21,6 +30,8 @@ interface IoWorkerData {
   key: string;
   /** Int32s at the STATE_* indices below. */
   busyFlag: SharedArrayBuffer;
+  /** How long the main thread may leave an interrupt or shutdown request untaken before the kernel ends itself. */
+  stuckAfterMs: number;
 }
 
 /** What the main thread is doing with the current cell, as far as interrupts are concerned. */
@@ -31,11 +42,21 @@ export enum CellPhase {
   RunningSync = 2,
 }
 
-/** Shared Int32 slots: the main thread's CellPhase, its current cell, and whether the worker closed its sockets. */
+/**
+ * Shared Int32 slots: the main thread's CellPhase, its current cell, whether the worker closed its sockets, and how
+ * many control messages the main thread has taken.
+ */
 const STATE_PHASE = 0;
 const STATE_CELL = 1;
 const STATE_CLOSED = 2;
-const STATE_SLOTS = 3;
+const STATE_TAKEN = 3;
+const STATE_SLOTS = 4;
+
+/** Default for IoWorkerData.stuckAfterMs; PIXART_KERNEL_STUCK_MS overrides it (tests use a shorter one). */
+export function stuckAfterMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const ms = Number(env["PIXART_KERNEL_STUCK_MS"]);
+  return Number.isFinite(ms) && ms >= 500 ? ms : 10_000;
+}
 
 /** `signalledCell`: the sequence number of the cell SIGINT was raised for, or -1. */
 type ToMain = { kind: "ready" } | { kind: "control"; frames: Uint8Array[]; signalledCell: number };
@@ -51,9 +72,9 @@ async function echoHeartbeats(sock: zmq.Reply): Promise<void> {
   }
 }
 
-function requestType(frames: Buffer[], signer: Signer): string | undefined {
+function decodeOrUndefined(frames: Buffer[], signer: Signer): Message | undefined {
   try {
-    return decode(frames, signer).header.msg_type;
+    return decode(frames, signer);
   } catch {
     return undefined; // the main thread reports malformed messages
   }
@@ -88,12 +109,42 @@ async function signalIfRunningSync(state: Int32Array): Promise<number> {
   return cell;
 }
 
-async function serveControl(sock: zmq.Router, signer: Signer, state: Int32Array): Promise<void> {
+/**
+ * After `stuckAfterMs`, if the main thread still has not taken control message number `posted` (and is not compiling a
+ * cell, which can take long on a loaded machine), answers `request` itself and ends the process (see the top).
+ */
+function watchTaken(sock: zmq.Router, signer: Signer, state: Int32Array, request: Message, posted: number, stuckAfterMs: number): void {
+  const check = (): void => {
+    if (Atomics.load(state, STATE_TAKEN) >= posted || sock.closed) return;
+    if (Atomics.load(state, STATE_PHASE) === CellPhase.Compiling) {
+      setTimeout(check, 500).unref();
+      return;
+    }
+    const type = request.header.msg_type;
+    const evalue =
+      `the kernel's main thread has not taken this ${type} for ${(stuckAfterMs / 1000).toFixed(0)} s: code that never yields to ` +
+      "the event loop and cannot be interrupted (a microtask loop, or a synchronous loop after an await) is running. " +
+      "The kernel ends now; restart it (Jupyter restarts it by itself). Variables are lost.";
+    fs.writeSync(2, `pixart-ts kernel: ${evalue}\n`);
+    const reply = type === "shutdown_request" ? { status: "ok", restart: Boolean(request.content["restart"]) } : { status: "error", ename: "KernelStuckError", evalue, traceback: [`KernelStuckError: ${evalue}`] };
+    const msg: Message<object> = { identities: request.identities, header: newHeader(type.replace(/_request$/, "_reply"), request.header.session, "kernel"), parent_header: request.header, metadata: {}, content: reply, buffers: [] };
+    sock.send(encode(msg, signer)).catch(() => {});
+    // Give zeromq's I/O thread a moment to put the reply on the wire, then end: the main thread cannot exit cleanly.
+    setTimeout(() => process.kill(process.pid, "SIGKILL"), 300);
+  };
+  setTimeout(check, stuckAfterMs).unref();
+}
+
+async function serveControl(sock: zmq.Router, signer: Signer, state: Int32Array, stuckAfterMs: number): Promise<void> {
+  let posted = 0;
   try {
     for await (const frames of sock) {
-      const type = requestType(frames, signer);
+      const request = decodeOrUndefined(frames, signer);
+      const type = request?.header.msg_type;
       const signalledCell = type === "interrupt_request" ? await signalIfRunningSync(state) : -1;
       parentPort!.postMessage({ kind: "control", frames, signalledCell } satisfies ToMain);
+      posted++;
+      if (request && (type === "interrupt_request" || type === "shutdown_request")) watchTaken(sock, signer, state, request, posted, stuckAfterMs);
     }
   } catch (e) {
     if (!sock.closed) throw e;
@@ -119,7 +170,7 @@ async function runWorker(data: IoWorkerData): Promise<void> {
   });
   parentPort!.postMessage({ kind: "ready" } satisfies ToMain);
   const signer = new Signer(data.signatureScheme, data.key);
-  await Promise.all([echoHeartbeats(heartbeat), serveControl(control, signer, new Int32Array(data.busyFlag))]);
+  await Promise.all([echoHeartbeats(heartbeat), serveControl(control, signer, new Int32Array(data.busyFlag), data.stuckAfterMs)]);
 }
 
 /** The main thread's handle on the worker. */
@@ -131,9 +182,9 @@ export class IoWorker {
     worker.on("error", (e) => log.error("kernel I/O worker failed (heartbeat and control stop):", e));
   }
 
-  static start(endpoints: Omit<IoWorkerData, "busyFlag">): Promise<IoWorker> {
+  static start(endpoints: Omit<IoWorkerData, "busyFlag" | "stuckAfterMs">, stuckAfterMs = stuckAfterMsFromEnv()): Promise<IoWorker> {
     const busyFlag = new SharedArrayBuffer(4 * STATE_SLOTS);
-    const worker = new Worker(__filename, { workerData: { ...endpoints, busyFlag } satisfies IoWorkerData });
+    const worker = new Worker(__filename, { workerData: { ...endpoints, busyFlag, stuckAfterMs } satisfies IoWorkerData });
     worker.unref();
     return new Promise((resolve, reject) => {
       const onExit = (code: number): void => reject(new Error(`kernel I/O worker exited with code ${code} before binding`));
@@ -151,6 +202,7 @@ export class IoWorker {
   onControl(handler: (frames: Buffer[], signalledCell: number) => void): void {
     this.worker.on("message", (msg: ToMain) => {
       if (msg.kind !== "control") return;
+      Atomics.add(this.state, STATE_TAKEN, 1); // the worker's watchdog: the main thread is alive
       handler(msg.frames.map(asBuffer), msg.signalledCell);
     });
   }

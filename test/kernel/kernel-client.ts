@@ -41,6 +41,8 @@ export interface StartOptions {
   cwd?: string;
   /** Seconds the kernel may take to answer kernel_info. */
   timeoutMs?: number;
+  /** Extra environment variables for the kernel process. */
+  env?: Record<string, string>;
 }
 
 type Waiter = { resolve: (m: Message) => void; reject: (e: Error) => void };
@@ -88,6 +90,7 @@ export class KernelClient {
     fs.writeFileSync(connectionFile, JSON.stringify(info));
     const proc = spawn(process.execPath, ["--expose-gc", "--enable-source-maps", kernelMain, connectionFile], {
       cwd: options.cwd ?? dir,
+      env: { ...process.env, ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const shell = new zmq.Dealer({ linger: 0 });

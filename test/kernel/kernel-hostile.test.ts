@@ -114,6 +114,50 @@ describe("kernel: hostile cells", function () {
     assert.ok(grew < 300, `RSS grew by ${grew.toFixed(1)} MB`);
   });
 
+  it("a microtask loop: the interrupt is answered with KernelStuckError, the kernel ends, a restarted kernel answers", async () => {
+    const k = await KernelClient.start({ env: { PIXART_KERNEL_STUCK_MS: "3000" } });
+    try {
+      const id = await k.send("shell", "execute_request", { code: "const spin = () => Promise.reject().catch(spin); spin()", silent: false, stop_on_error: true });
+      assert.strictEqual((await k.reply(id, 30_000)).content["status"], "ok");
+      const started = Date.now();
+      const reply = await k.request("control", "interrupt_request", {}, 60_000);
+      assert.strictEqual(reply.content["status"], "error");
+      assert.strictEqual(reply.content["ename"], "KernelStuckError");
+      assert.match(String(reply.content["evalue"]), /microtask loop/);
+      await k.waitExit(30_000);
+      assert.strictEqual(k.proc.signalCode, "SIGKILL");
+      assert.match(k.stderrChunks.join(""), /pixart-ts kernel: the kernel's main thread has not taken this interrupt_request/);
+      console.log(`      interrupt answered and kernel ended ${((Date.now() - started) / 1000).toFixed(1)} s after the interrupt`);
+    } finally {
+      await k.close();
+    }
+    // What the client's restart does: a new kernel process, which answers.
+    const restarted = await KernelClient.start();
+    try {
+      const { outputs } = await restarted.execute("1 + 1");
+      assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it("an ordinary interrupt of an endless synchronous loop does not trip the stuck-kernel watchdog", async () => {
+    const k = await KernelClient.start({ env: { PIXART_KERNEL_STUCK_MS: "3000" } });
+    try {
+      const id = await k.send("shell", "execute_request", { code: "while (true) {}", silent: false, stop_on_error: true });
+      await k.waitForIopub((m) => m.parent_header.msg_id === id && m.header.msg_type === "status" && m.content["execution_state"] === "busy");
+      const reply = await k.request("control", "interrupt_request", {}, 30_000);
+      assert.strictEqual(reply.content["status"], "ok");
+      assert.strictEqual((await k.reply(id, 30_000)).content["ename"], "InterruptedError");
+      await new Promise((resolve) => setTimeout(resolve, 4000)); // past the watchdog's 3 s
+      assert.ok(k.alive, "the kernel is still running");
+      const { outputs } = await k.execute("1 + 1");
+      assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
+    } finally {
+      await k.close();
+    }
+  });
+
   it("process.exit(3) in a cell ends the kernel with code 3 (no abort)", async () => {
     const k = await KernelClient.start();
     try {
