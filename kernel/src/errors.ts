@@ -166,3 +166,12 @@ export function interruptedContent(e: unknown, cells: readonly CompiledCell[], g
     : "the cell was interrupted";
   return { ename: interruptedErrorName, evalue, traceback: [`${red(interruptedErrorName)}: ${evalue}`, ...stack] };
 }
+
+/** A cell the I/O worker stopped because the process's memory neared the JS heap limit (see io-worker.ts). */
+export function memoryStoppedContent(): ErrorContent {
+  const ename = "MemoryLimitError";
+  const evalue =
+    "the cell was stopped: the kernel's memory neared the JS heap limit (V8 would have ended the process). " +
+    "What the cell stored in top-level names is still referenced; delete or reassign it to free the memory";
+  return { ename, evalue, traceback: [`${red(ename)}: ${evalue}`] };
+}

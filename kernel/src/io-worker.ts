@@ -13,11 +13,18 @@
  * or synchronous code after an `await` run outside the vm call that SIGINT breaks, and V8's TerminateExecution through
  * the inspector was measured to work in 1 of 5 tries against that loop (node's promise-rejection hook swallows it) and
  * to corrupt node's async-hook stack when it did. So, when the main thread has not taken an interrupt or shutdown
- * request after `stuckAfterMs` (and is not compiling), the worker answers the request itself with an error naming
+ * request after `stuckAfterMs`, is not compiling, and has not run a timer in all that time, the worker answers the request itself with an error naming
  * the cause, writes the same to stderr, and ends the process (SIGKILL: the main thread cannot run an exit handler),
  * so that the client's restart gives the user a working kernel.
+ *
+ * Memory: a cell that fills the JS heap would end the process with V8's fatal error. While synchronous cell code runs,
+ * the worker reads the process's anonymous RSS every 200 ms; above `memoryStopBytes` (90 % of the main thread's heap
+ * limit over what the kernel used at start) it stops the cell with SIGINT like an interrupt, and the main thread
+ * reports a MemoryLimitError instead of an InterruptedError. An allocation V8 cannot make in one step, or one in
+ * code after an `await`, still ends the kernel (V8's message on stderr; Jupyter restarts it).
  */
 import * as fs from "fs";
+import { getHeapStatistics } from "v8";
 import { isMainThread, parentPort, Worker, workerData } from "worker_threads";
 import * as zmq from "zeromq";
 import { log } from "./log";
@@ -32,6 +39,8 @@ interface IoWorkerData {
   busyFlag: SharedArrayBuffer;
   /** How long the main thread may leave an interrupt or shutdown request untaken before the kernel ends itself. */
   stuckAfterMs: number;
+  /** Anonymous RSS at which running synchronous cell code is stopped as a MemoryLimitError. */
+  memoryStopBytes: number;
 }
 
 /** What the main thread is doing with the current cell, as far as interrupts are concerned. */
@@ -50,7 +59,38 @@ const STATE_PHASE = 0;
 const STATE_CELL = 1;
 const STATE_CLOSED = 2;
 const STATE_TAKEN = 3;
-const STATE_SLOTS = 4;
+/** The cell the worker stopped for using too much memory, or 0. */
+const STATE_MEMORY_STOP = 4;
+/** Bumped by a main-thread timer: it stands still only while the main thread never gets back to its event loop. */
+const STATE_TICKS = 5;
+const STATE_SLOTS = 6;
+
+/** This process's anonymous RSS (heaps, not mapped files), bytes. */
+function anonymousRss(): number {
+  const m = /RssAnon:\s+(\d+) kB/.exec(fs.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/**
+ * Default for IoWorkerData.memoryStopBytes: the anonymous RSS now plus 90 % of the main thread's JS heap limit
+ * (PIXART_KERNEL_MEMORY_STOP_MB: megabytes over the RSS now instead).
+ */
+export function memoryStopBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const mb = Number(env["PIXART_KERNEL_MEMORY_STOP_MB"]);
+  const margin = Number.isFinite(mb) && mb > 0 ? mb * 2 ** 20 : 0.9 * getHeapStatistics().heap_size_limit;
+  return anonymousRss() + margin;
+}
+
+/** Stops synchronous cell code (SIGINT) once the process's anonymous RSS passes `limit` (see the top). */
+function guardMemory(state: Int32Array, limit: number): void {
+  setInterval(() => {
+    if (Atomics.load(state, STATE_PHASE) !== CellPhase.RunningSync) return;
+    const cell = Atomics.load(state, STATE_CELL);
+    if (Atomics.load(state, STATE_MEMORY_STOP) === cell || anonymousRss() < limit) return;
+    Atomics.store(state, STATE_MEMORY_STOP, cell);
+    process.kill(process.pid, "SIGINT");
+  }, 200).unref();
+}
 
 /** Default for IoWorkerData.stuckAfterMs; PIXART_KERNEL_STUCK_MS overrides it (tests use a shorter one). */
 export function stuckAfterMsFromEnv(env: NodeJS.ProcessEnv = process.env): number {
@@ -114,10 +154,18 @@ async function signalIfRunningSync(state: Int32Array): Promise<number> {
  * cell, which can take long on a loaded machine), answers `request` itself and ends the process (see the top).
  */
 function watchTaken(sock: zmq.Router, signer: Signer, state: Int32Array, request: Message, posted: number, stuckAfterMs: number): void {
+  let ticks = Atomics.load(state, STATE_TICKS);
   const check = (): void => {
     if (Atomics.load(state, STATE_TAKEN) >= posted || sock.closed) return;
-    if (Atomics.load(state, STATE_PHASE) === CellPhase.Compiling) {
-      setTimeout(check, 500).unref();
+    // Not stuck while compiling, or when the main thread ran its timer since the last look (it is slow, e.g. on a
+    // loaded machine, but gets back to its event loop, so it will take the message).
+    const now = Atomics.load(state, STATE_TICKS);
+    const phase = Atomics.load(state, STATE_PHASE);
+    if (phase === CellPhase.Compiling || phase === CellPhase.RunningSync || now !== ticks) {
+      // An interrupt that arrived just before the cell's synchronous code started was not signalled: do it now.
+      if (phase === CellPhase.RunningSync && request.header.msg_type === "interrupt_request") process.kill(process.pid, "SIGINT");
+      ticks = now;
+      setTimeout(check, stuckAfterMs).unref();
       return;
     }
     const type = request.header.msg_type;
@@ -170,6 +218,7 @@ async function runWorker(data: IoWorkerData): Promise<void> {
   });
   parentPort!.postMessage({ kind: "ready" } satisfies ToMain);
   const signer = new Signer(data.signatureScheme, data.key);
+  if (data.memoryStopBytes > 0) guardMemory(new Int32Array(data.busyFlag), data.memoryStopBytes);
   await Promise.all([echoHeartbeats(heartbeat), serveControl(control, signer, new Int32Array(data.busyFlag), data.stuckAfterMs)]);
 }
 
@@ -180,11 +229,13 @@ export class IoWorker {
     private readonly state: Int32Array,
   ) {
     worker.on("error", (e) => log.error("kernel I/O worker failed (heartbeat and control stop):", e));
+    setInterval(() => Atomics.add(state, STATE_TICKS, 1), 250).unref(); // for the worker's stuck-kernel watchdog
   }
 
-  static start(endpoints: Omit<IoWorkerData, "busyFlag" | "stuckAfterMs">, stuckAfterMs = stuckAfterMsFromEnv()): Promise<IoWorker> {
+  static start(endpoints: Omit<IoWorkerData, "busyFlag" | "stuckAfterMs" | "memoryStopBytes">): Promise<IoWorker> {
     const busyFlag = new SharedArrayBuffer(4 * STATE_SLOTS);
-    const worker = new Worker(__filename, { workerData: { ...endpoints, busyFlag, stuckAfterMs } satisfies IoWorkerData });
+    const limits = { stuckAfterMs: stuckAfterMsFromEnv(), memoryStopBytes: memoryStopBytesFromEnv() };
+    const worker = new Worker(__filename, { workerData: { ...endpoints, busyFlag, ...limits } satisfies IoWorkerData });
     worker.unref();
     return new Promise((resolve, reject) => {
       const onExit = (code: number): void => reject(new Error(`kernel I/O worker exited with code ${code} before binding`));
@@ -212,6 +263,11 @@ export class IoWorker {
     Atomics.store(this.state, STATE_CELL, cell);
     Atomics.store(this.state, STATE_PHASE, phase);
     Atomics.notify(this.state, STATE_PHASE);
+  }
+
+  /** Whether the worker stopped cell `cell` (a CellPhase sequence number) for using too much memory. */
+  stoppedForMemory(cell: number): boolean {
+    return cell > 0 && Atomics.load(this.state, STATE_MEMORY_STOP) === cell;
   }
 
   sendControl(frames: Buffer[]): void {

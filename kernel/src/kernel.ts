@@ -9,7 +9,7 @@ import { installLiveProgress } from "../../src/display/progress";
 import { setDefaultProgress } from "../../src/runtime/progress";
 import { CommManager } from "./comms";
 import { ConnectionInfo } from "./connection";
-import { compileErrorContent, ErrorContent, interruptedContent, isInterruptError, runtimeErrorContent } from "./errors";
+import { compileErrorContent, ErrorContent, interruptedContent, isInterruptError, memoryStoppedContent, runtimeErrorContent } from "./errors";
 import { CellExecutor, CellOutcome } from "./executor";
 import { History } from "./history";
 import { CellPhase } from "./io-worker";
@@ -393,6 +393,7 @@ export class Kernel implements KernelBridge {
     const cells = this.executor.compiledCells();
     if (outcome.status === "compile-error") return { status: "error", error: compileErrorContent(outcome.diagnostics, code) };
     if (outcome.status === "error") {
+      if (isInterruptError(outcome.error) && this.sockets.stoppedForMemory(cell.seq)) return { status: "error", error: memoryStoppedContent() };
       const interrupted = cell.interrupted || isInterruptError(outcome.error);
       return {
         status: "error",

@@ -72,6 +72,11 @@ export class KernelSockets {
     this.ioWorker.setCellPhase(phase, cell);
   }
 
+  /** Whether the I/O worker stopped cell `cell` because the process ran out of memory (see io-worker.ts). */
+  stoppedForMemory(cell: number): boolean {
+    return this.ioWorker.stoppedForMemory(cell);
+  }
+
   private dispatch(channel: RequestChannel, frames: Buffer[], handler: MessageHandler, signalledCell = -1): void {
     let msg: Message;
     try {

@@ -147,10 +147,25 @@ describe("kernel: hostile cells", function () {
       const id = await k.send("shell", "execute_request", { code: "while (true) {}", silent: false, stop_on_error: true });
       await k.waitForIopub((m) => m.parent_header.msg_id === id && m.header.msg_type === "status" && m.content["execution_state"] === "busy");
       const reply = await k.request("control", "interrupt_request", {}, 30_000);
-      assert.strictEqual(reply.content["status"], "ok");
+      assert.strictEqual(reply.content["status"], "ok", JSON.stringify(reply.content));
       assert.strictEqual((await k.reply(id, 30_000)).content["ename"], "InterruptedError");
       await new Promise((resolve) => setTimeout(resolve, 4000)); // past the watchdog's 3 s
       assert.ok(k.alive, "the kernel is still running");
+      const { outputs } = await k.execute("1 + 1");
+      assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
+    } finally {
+      await k.close();
+    }
+  });
+
+  it("a cell that fills memory is stopped with MemoryLimitError and the kernel goes on", async () => {
+    // 300 MB over the kernel's memory at start instead of 90 % of the heap limit (about 3.7 GB here), to keep it short.
+    const k = await KernelClient.start({ env: { PIXART_KERNEL_MEMORY_STOP_MB: "300" } });
+    try {
+      const { reply } = await k.execute("{ const a: number[] = []; for (let i = 0; i < 5e8; i++) a.push(i + 0.5); }", {}, 300_000);
+      assert.strictEqual(reply.content["status"], "error");
+      assert.strictEqual(reply.content["ename"], "MemoryLimitError", JSON.stringify(reply.content));
+      assert.match(String(reply.content["evalue"]), /heap limit/);
       const { outputs } = await k.execute("1 + 1");
       assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
     } finally {
