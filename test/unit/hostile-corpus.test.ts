@@ -5,6 +5,7 @@
  * kernel-hostile.test.ts.)
  */
 import * as assert from "assert";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { CheckpointError, ConfigError, PathEscapeError, SafetensorsFormatError } from "../../src/io/errors";
@@ -272,6 +273,44 @@ describe("hostile corpus: checkpoint folders and configs", function () {
       const file = path.join(pipe, "model_index.json");
       fs.writeFileSync(file, text);
       await assert.rejects(PixArtSigmaPipeline.fromPretrained(pipe), (e: unknown) => check(e, cls, { file, ...subject }));
+    });
+  }
+});
+
+describe("hostile corpus: the CLI (bad checkpoints and arguments: exit code, one clear line, no stack trace)", function () {
+  this.timeout(300_000);
+  const cli = path.join(__dirname, "..", "..", "src", "cli", "main.js");
+  let dir: string;
+  before(() => { dir = makeTempDir("pixart-corpus-cli-"); });
+  after(() => removeTempDir(dir));
+
+  const editJson = (file: string, patch: Record<string, unknown>): void =>
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), ...patch }));
+  const cases: Array<[string, (p: string) => string[], number, RegExp]> = [
+    ["transformer config sample_size 1e9", (p) => { editJson(path.join(p, "transformer/config.json"), { sample_size: 1e9 }); return []; }, 1,
+      /^pixart: ConfigError: .*transformer\/config\.json, field "sample_size"/m],
+    ["truncated transformer weights", (p) => { fs.truncateSync(path.join(p, "transformer/diffusion_pytorch_model.safetensors"), 1000); return []; }, 1,
+      /^pixart: SafetensorsFormatError: .*transformer\/diffusion_pytorch_model\.safetensors: .*truncated/m],
+    ["vae config.json linked to /etc/passwd", (p) => { fs.rmSync(path.join(p, "vae/config.json")); fs.symlinkSync("/etc/passwd", path.join(p, "vae/config.json")); return []; }, 1,
+      /^pixart: PathEscapeError: .*vae\/config\.json: .*leaves the checkpoint folder/m],
+    ["model_index.json cut short", (p) => { fs.writeFileSync(path.join(p, "model_index.json"), '{"_class_name": '); return []; }, 1,
+      /^pixart: ConfigError: .*model_index\.json: malformed JSON/m],
+    ["tokenizer_config.json extra_ids 1e9", (p) => { editJson(path.join(p, "tokenizer/tokenizer_config.json"), { extra_ids: 1e9 }); return []; }, 1,
+      /^pixart: TokenizerFileError: .*tokenizer_config\.json, field "extra_ids"/m],
+    ["--model naming a file", (p) => ["-m", path.join(p, "model_index.json")], 1, /^pixart: PathNotFoundError: .*model_index\.json: .*expected a folder/m],
+    ["--height NaN", () => ["--height", "NaN"], 2, /^pixart: --height NaN: expects an integer/m],
+    ["--seed 1e400", () => ["--seed", "1e400"], 2, /^pixart: --seed 1e400: expects an integer/m],
+  ];
+  for (const [name, breakIt, status, pattern] of cases) {
+    it(`CLI: ${name}`, () => {
+      const p = copyTiny(dir);
+      const extra = breakIt(p);
+      const model = extra[0] === "-m" ? [] : ["-m", p];
+      const r = spawnSync(process.execPath, [cli, "generate", "a cat", "--no-binning", "--steps", "1", "--out", path.join(dir, "x.png"), ...model, ...extra], { encoding: "utf8" });
+      assert.strictEqual(r.status, status, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+      assert.ok(!fs.existsSync(path.join(dir, "x.png")), "no image written");
     });
   }
 });
