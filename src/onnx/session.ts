@@ -3,6 +3,7 @@
  * no prepacking (MLAS would copy every MatMul weight into anonymous memory), no CPU arena
  * (activations are returned to the OS after each run), weights read from the checkpoint folder.
  */
+import { threadId } from "worker_threads";
 import * as ort from "onnxruntime-node";
 import type { BuiltModel } from "./graph";
 import { assertCuda, deviceOfProviders, executionProvidersFor, GpuUnavailableError, parseDevice, type Device } from "./device";
@@ -40,12 +41,17 @@ export interface SessionConfig {
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
   /** onnxruntime's memory-pattern planning (default on); off can lower the peak of activation-heavy graphs. */
   enableMemPattern?: boolean;
+  /**
+   * A path prefix: onnxruntime profiles every run and writes its per-node trace (Chrome trace JSON) to
+   * `<prefix>.<thread>.<n>_<date>.json` when the session is released. For benchmarks (bench/transformer-profile.ts).
+   */
+  profile?: string;
 }
 
 /** Every SessionConfig field: typed as a full record so that a new field fails to compile until listed. */
 const SESSION_CONFIG_FIELDS: Record<keyof SessionConfig, true> = {
   intraOpNumThreads: true, prepack: true, logSeverityLevel: true, device: true, executionProviders: true, inProcess: true,
-  graphOptimizationLevel: true, enableMemPattern: true,
+  graphOptimizationLevel: true, enableMemPattern: true, profile: true,
 };
 
 /**
@@ -76,6 +82,8 @@ export interface ModelSession {
 /** The parts of a built graph a session is made from (all of them plain data, so they can go to a worker). @internal */
 export type SessionModel = Pick<BuiltModel, "bytes" | "externalDataFolder" | "hasCastWeights">;
 
+let profiledSessions = 0;
+
 /** @internal */
 export async function createSession(model: SessionModel, config: SessionConfig = {}): Promise<ort.InferenceSession> {
   const session: Record<string, string> = {};
@@ -98,6 +106,11 @@ export async function createSession(model: SessionModel, config: SessionConfig =
   // The binding rejects an explicit `undefined`.
   if (config.intraOpNumThreads !== undefined) options.intraOpNumThreads = config.intraOpNumThreads;
   if (config.enableMemPattern !== undefined) options.enableMemPattern = config.enableMemPattern;
+  if (config.profile !== undefined) {
+    // Unique per session: onnxruntime names the file by the second it was created in.
+    options.enableProfiling = true;
+    options.profileFilePrefix = `${config.profile}.${threadId}.${++profiledSessions}`;
+  }
   const device = deviceOfProviders(options.executionProviders);
   if (device.kind === "cpu") return ort.InferenceSession.create(model.bytes, options);
   assertCuda(device);

@@ -1,0 +1,160 @@
+/**
+ * Where a transformer step's time goes: onnxruntime's per-node profile summed by kind (each block's Linear
+ * layers, self-/cross-attention, GELU, LayerNorm, elementwise), per denoising step, and wall time per step. With
+ * `--against DIR` the same runs alternate with another build of this repository (e.g. main's, `DIR/dist`) in the same
+ * process, so machine load hits both alike.
+ *
+ * Input: a CFG batch of 2 at `--latent` × `--latent` latents (64 = 512 px) with a 300-token padded prompt that keeps
+ * 20 tokens (and the negative prompt 1, T5's EOS), timesteps 999 then 500 ... like a pipeline's steps.
+ *
+ * Make a full-size random-weight transformer first (2.4 GB, never committed):
+ *   .venv/bin/python tools/reference/make_fullsize.py /tmp/pixart-full --components transformer
+ * Run: npm run build && node --expose-gc dist/bench/transformer-profile.js /tmp/pixart-full/transformer \
+ *        [--latent 64] [--steps 3] [--threads 2] [--against /path/to/other/checkout/dist]
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { performance } from "perf_hooks";
+import * as ort from "onnxruntime-node";
+import { openWeights } from "../src/io/checkpoint";
+import { readJsonObject } from "../src/io/json";
+import type { Tensor } from "../src/models/model";
+import { parsePixArtTransformerConfig, PixArtTransformer2DModel } from "../src/models/pixart-transformer-2d";
+import { createSession } from "../src/onnx/session";
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+}
+
+interface TraceEvent {
+  cat: string;
+  name: string;
+  dur: number;
+  ts: number;
+  args: { op_name?: string; input_type_shape?: Record<string, number[]>[] };
+}
+
+/** A node's kind: Linear layers by where they sit in the block, attention by whether keys are image or text tokens. */
+function kind(e: TraceEvent): string {
+  const op = e.args.op_name ?? "?";
+  const name = e.name.replace(/_kernel_time$/, "");
+  if (["FusedMatMul", "MatMul", "Gemm", "DynamicQuantizeMatMul", "MatMulNBits"].includes(op)) {
+    for (const [part, label] of [["attn1", "linear attn1"], ["attn2", "linear attn2"], ["ff.net.0", "linear ff1"], ["ff.net.2", "linear ff2"]]) {
+      if (name.includes(part)) return label;
+    }
+    return "linear other";
+  }
+  if (op === "MultiHeadAttention") {
+    const shapes = (e.args.input_type_shape ?? []).map((s) => Object.values(s)[0]);
+    return shapes[0]?.[1] === shapes[1]?.[1] ? "attention self" : "attention cross";
+  }
+  return op;
+}
+
+/** Median per-run milliseconds of each kind over the runs after the first (warm-up). */
+function summarize(file: string): Map<string, number> {
+  const events = JSON.parse(fs.readFileSync(file, "utf8")) as TraceEvent[];
+  const runs = events.filter((e) => e.name === "model_run").map((e) => [e.ts, e.ts + e.dur]);
+  const perRun = runs.map(() => new Map<string, number>());
+  for (const e of events) {
+    if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
+    const r = runs.findIndex(([a, b]) => e.ts >= a && e.ts <= b);
+    if (r >= 0) perRun[r].set(kind(e), (perRun[r].get(kind(e)) ?? 0) + e.dur / 1000);
+  }
+  const counted = perRun.length > 1 ? perRun.slice(1) : perRun;
+  const out = new Map<string, number>();
+  for (const k of new Set(counted.flatMap((m) => [...m.keys()]))) out.set(k, median(counted.map((m) => m.get(k) ?? 0)));
+  return out;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+function traces(prefix: string): string[] {
+  const dir = path.dirname(prefix);
+  return fs.readdirSync(dir).filter((f) => f.startsWith(path.basename(prefix) + ".")).map((f) => path.join(dir, f));
+}
+
+interface Runner {
+  label: string;
+  step(latents: Tensor, t: number): Promise<void>;
+  release(): Promise<void>;
+}
+
+async function main(): Promise<void> {
+  const dir = process.argv.find((a, i) => i >= 2 && !a.startsWith("--") && !process.argv[i - 1].startsWith("--")) ?? "/tmp/pixart-full/transformer";
+  const latent = Number(arg("latent", "64"));
+  const steps = Number(arg("steps", "3"));
+  const threads = Number(arg("threads", String(os.cpus().length)));
+  const against = arg("against", "");
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "pixart-profile-"));
+  const config = parsePixArtTransformerConfig(await readJsonObject(path.join(dir, "config.json")), "config.json");
+  const [b, len, c] = [2, 300, config.captionChannels ?? config.crossAttentionDim];
+  const mask = new BigInt64Array(b * len);
+  mask.fill(1n, 0, 1);
+  mask.fill(1n, len, len + 20);
+  const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+  const text = { encoderHiddenStates: { data: rand(b * len * c, 1), dims: [b, len, c] }, encoderAttentionMask: { data: mask, dims: [b, len] } };
+
+  const runners: Runner[] = [];
+  const model = await PixArtTransformer2DModel.fromPretrained(dir, { inProcess: true, intraOpNumThreads: threads, profile: path.join(work, "current") });
+  runners.push({
+    label: "this build",
+    step: async (latents, t) => void (await model.forward({ hiddenStates: latents, ...text, timestep: [t, t] })),
+    release: () => model.release(),
+  });
+  if (against) {
+    // The other build's graph in a session made here (so it is profiled the same way), fed as that build feeds it.
+    const other = require(path.resolve(against, "src/models/pixart-transformer-2d")) as typeof import("../src/models/pixart-transformer-2d");
+    const built = other.buildPixArtTransformerGraph(config, await openWeights(dir));
+    const session = await createSession(built, { intraOpNumThreads: threads, profile: path.join(work, "against") });
+    const p = config.patchSize;
+    runners.push({
+      label: `against ${against}`,
+      step: async (latents, t) => void (await session.run({
+        hidden_states: new ort.Tensor("float32", latents.data, [...latents.dims]),
+        encoder_hidden_states: new ort.Tensor("float32", text.encoderHiddenStates.data, text.encoderHiddenStates.dims),
+        encoder_attention_mask: new ort.Tensor("int64", mask, [b, len]),
+        timestep: new ort.Tensor("float32", Float32Array.of(t, t), [b]),
+        pos_embed: new ort.Tensor("float32", model.posEmbed(latent / p, latent / p), [1, (latent / p) ** 2, config.innerDim]),
+      })),
+      release: () => session.release(),
+    });
+  }
+
+  const wall = runners.map(() => [] as number[]);
+  const loads: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const latents = { data: rand(b * config.inChannels * latent * latent, 100 + s), dims: [b, config.inChannels, latent, latent] };
+    for (const [i, r] of runners.entries()) {
+      const t0 = performance.now();
+      await r.step(latents, Math.round(999 - (s * 999) / steps));
+      wall[i].push(performance.now() - t0);
+      loads.push(os.loadavg()[0]);
+    }
+  }
+  for (const r of runners) await r.release();
+
+  console.log(`transformer ${dir}: ${config.numLayers} blocks, width ${config.innerDim}; latent ${latent}×${latent} (${(latent / config.patchSize) ** 2} image tokens), ` +
+    `CFG batch 2, 300 text tokens (20 and 1 kept), ${threads} threads, ${steps} steps each (the first one is warm-up)`);
+  for (const [i, r] of runners.entries()) {
+    console.log(`\n${r.label}: wall per step ${wall[i].map((x) => (x / 1000).toFixed(2)).join(", ")} s (median after the first ${(median(wall[i].slice(1)) / 1000).toFixed(2)} s)`);
+    const prefix = path.join(work, i === 0 ? "current" : "against");
+    for (const file of traces(prefix)) {
+      const sum = summarize(file);
+      const total = [...sum.values()].reduce((a, x) => a + x, 0);
+      console.log(`  ${path.basename(file)}: kernels ${(total / 1000).toFixed(2)} s per run (median)`);
+      for (const [k, ms] of [...sum.entries()].sort((a, x) => x[1] - a[1]).filter(([, ms]) => ms >= total / 200)) {
+        console.log(`    ${k.padEnd(22)} ${ms.toFixed(1).padStart(9)} ms  ${((100 * ms) / total).toFixed(1).padStart(5)} %`);
+      }
+    }
+  }
+  console.log(`\nload average during the runs: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (1 min), ${os.cpus().length} CPUs`);
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
