@@ -121,6 +121,11 @@ export abstract class OrtModel {
     return this;
   }
 
+  /** The session options in force (the device included, after to()), for other sessions of the same model. @internal */
+  protected get sessionOptions(): SessionConfig {
+    return this.sessionConfig;
+  }
+
   /** Bytes of checkpoint weights this graph maps, by stored dtype. */
   get weightBytes(): BuiltModel["weightBytes"] {
     return this.built.weightBytes;

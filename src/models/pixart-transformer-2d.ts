@@ -20,6 +20,7 @@ import { ModelReleasedError, OrtModel, fromOrt, toOrt, type Tensor } from "./mod
 import { checkCrossAttentionLayers, crossAttentionOutputName, CrossAttentionOptionError, CrossAttentionProbe, ATTENTION_ROW_START }
   from "./pixart-transformer-2d-attention";
 import type { LinearFn } from "./quantize";
+import { firstTokens, padLastAxis, TextKeysValuesCache, validTextLength } from "./pixart-transformer-2d-text";
 import { buildPixArtDenoiseLoopGraph, PLAN_FIELDS, type LinearStepPlan } from "./pixart-denoise-loop";
 import { prepareQuantized, type QuantizationReport, type QuantizeLoadOptions } from "./quantized-cache";
 import * as ort from "onnxruntime-node";
@@ -106,19 +107,43 @@ export interface PixArtGraphOptions {
    * (pixart-transformer-2d-attention.ts). Absent in the default graph, which then has none of those nodes.
    */
   crossAttentionLayers?: readonly number[];
+  /**
+   * What the graph reads the prompt as. "embeddings" (default): the T5 features, from which it computes the
+   * caption projection and every block's cross-attention keys and values itself. "keys-values": those keys and
+   * values (inputs `textKeyName(i)` / `textValueName(i)`, made by buildPixArtTextGraph), so that a denoising step
+   * does not recompute what depends on the prompt only.
+   */
+  text?: "embeddings" | "keys-values";
+}
+
+/** Graph input (step graph) and output (text graph) holding block `layer`'s cross-attention keys, [B, L, inner dim]. */
+export function textKeyName(layer: number): string {
+  return `text_key.${layer}`;
+}
+
+/** As textKeyName, for the values. */
+export function textValueName(layer: number): string {
+  return `text_value.${layer}`;
 }
 
 export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, weights: WeightSource, opts: PixArtGraphOptions = {}): BuiltModel {
   const linear = opts.linear ?? fp32Linear;
   const g = new GraphBuilder("pixart_transformer_2d", weights);
   const hiddenStates = g.input("hidden_states", "float32", ["batch", config.inChannels, "height", "width"]);
-  const encoderHiddenStates = g.input("encoder_hidden_states", "float32", ["batch", "text_len", config.captionChannels ?? config.crossAttentionDim]);
+  let keysValues: PixArtKeysValues | undefined;
+  let encoderHiddenStates: Value | undefined;
+  if (opts.text === "keys-values") {
+    const kv = (name: (i: number) => string) => Array.from({ length: config.numLayers }, (_, i) => g.input(name(i), "float32", ["batch", "text_len", config.innerDim]));
+    keysValues = { keys: kv(textKeyName), values: kv(textValueName) };
+  } else {
+    encoderHiddenStates = g.input("encoder_hidden_states", "float32", ["batch", "text_len", config.captionChannels ?? config.crossAttentionDim]);
+  }
   const encoderMask = g.input("encoder_attention_mask", "int64", ["batch", "text_len"]);
   const timestep = g.input("timestep", "float32", ["batch"]);
   const posEmbed = g.input("pos_embed", "float32", [1, "tokens", config.innerDim]);
 
   const embedded = pixartEmbed(g, config, linear, { hiddenStates, timestep, posEmbed });
-  const text = pixartTextContext(g, config, linear, encoderHiddenStates, encoderMask);
+  const text = keysValues ? { ...keysValues, keyPaddingMask: keyPaddingMask(g, encoderMask) } : pixartTextContext(g, config, linear, encoderHiddenStates!, encoderMask);
   const probe = opts.crossAttentionLayers
     ? new CrossAttentionProbe(g, opts.crossAttentionLayers, config.numAttentionHeads, config.attentionHeadDim, encoderMask)
     : undefined;
@@ -147,13 +172,18 @@ export interface PixArtEmbedded {
   tEmb: Value;
 }
 
+/** Every block's cross-attention keys and values, [B, L, innerDim] each (index = block). */
+export interface PixArtKeysValues {
+  keys: Value[];
+  values: Value[];
+}
+
 /**
  * What cross-attention reads. It depends on neither the latents nor the timestep, so a denoising loop in one graph
- * (pixart-denoise-loop.ts) computes it once, outside its loop.
+ * (pixart-denoise-loop.ts) computes it once, outside its loop, and PixArtTransformer2DModel once per prompt (the
+ * text graph).
  */
-export interface PixArtTextContext {
-  /** [B, L, innerDim] caption-projected text (the input as given when the checkpoint has no caption projection). */
-  text: Value;
+export interface PixArtTextContext extends PixArtKeysValues {
   /** int32 [B, L]: 1 keeps a key. */
   keyPaddingMask: Value;
 }
@@ -176,17 +206,46 @@ export function pixartEmbed(g: GraphBuilder, config: PixArtTransformer2DConfig, 
   return { tokens, t6, tEmb };
 }
 
-/** Caption projection (T5 features → token width, padding positions too; the mask removes them later) and the key mask. */
+/** Everything cross-attention reads: every block's keys and values (pixartKeysValues) and the key mask. */
 export function pixartTextContext(g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, encoderHiddenStates: Value, encoderMask: Value): PixArtTextContext {
+  return { ...pixartKeysValues(g, config, linear, encoderHiddenStates), keyPaddingMask: keyPaddingMask(g, encoderMask) };
+}
+
+/**
+ * Caption projection (T5 features → token width, padding positions too; the mask removes them later), then each
+ * block's cross-attention key and value projections.
+ */
+export function pixartKeysValues(g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, encoderHiddenStates: Value): PixArtKeysValues {
   const d = config.innerDim;
   let text = encoderHiddenStates;
   if (config.captionChannels !== null) {
     const h = geluTanh(g, linear(g, text, "caption_projection.linear_1", { shape: [d, config.captionChannels] }));
     text = linear(g, h, "caption_projection.linear_2", { shape: [d, d] });
   }
-  // onnxruntime adds its mask_filter_value (-10000, as diffusers) to the scores of keys whose mask is 0.
-  const keyPaddingMask = g.op("Cast", [encoderMask], { to: 6 /* int32 */ });
-  return { text, keyPaddingMask };
+  const blocks = Array.from({ length: config.numLayers }, (_, i) => `transformer_blocks.${i}.attn2`);
+  return {
+    keys: blocks.map((b) => linear(g, text, `${b}.to_k`, { shape: [d, config.crossAttentionDim] })),
+    values: blocks.map((b) => linear(g, text, `${b}.to_v`, { shape: [d, config.crossAttentionDim] })),
+  };
+}
+
+/** onnxruntime adds its mask_filter_value (−10000, as diffusers) to the scores of keys whose mask is 0. */
+function keyPaddingMask(g: GraphBuilder, encoderMask: Value): Value {
+  return g.op("Cast", [encoderMask], { to: 6 /* int32 */ });
+}
+
+/**
+ * The prompt's part of the transformer (pixartKeysValues) as a graph of its own: input `encoder_hidden_states`,
+ * outputs `textKeyName(i)` / `textValueName(i)`, which a graph built with `text: "keys-values"` takes. None of it
+ * depends on the latents or the timestep, so PixArtTransformer2DModel runs it once per prompt.
+ */
+export function buildPixArtTextGraph(config: PixArtTransformer2DConfig, weights: WeightSource, opts: Pick<PixArtGraphOptions, "linear"> = {}): BuiltModel {
+  const g = new GraphBuilder("pixart_transformer_2d_text", weights);
+  const embeds = g.input("encoder_hidden_states", "float32", ["batch", "text_len", config.captionChannels ?? config.crossAttentionDim]);
+  const { keys, values } = pixartKeysValues(g, config, opts.linear ?? fp32Linear, embeds);
+  keys.forEach((k, i) => g.output(k, textKeyName(i), "float32", ["batch", "text_len", config.innerDim]));
+  values.forEach((v, i) => g.output(v, textValueName(i), "float32", ["batch", "text_len", config.innerDim]));
+  return g.build();
 }
 
 /** The transformer blocks, the final modulation, proj_out and unpatchify: `sample` [B, outChannels, H, W]. */
@@ -198,7 +257,8 @@ export function pixartBlocksAndOutput(
   let x = embedded.tokens;
   for (let i = 0; i < config.numLayers; i++) {
     const onCrossAttention = probe && ((q: Value, k: Value) => probe.record(i, q, k));
-    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, context.text, embedded.t6, context.keyPaddingMask, onCrossAttention);
+    const kv = { k: context.keys[i], v: context.values[i] };
+    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, kv, embedded.t6, context.keyPaddingMask, onCrossAttention);
   }
 
   // Final layer: shift/scale from tEmb (not from t6), then the per-patch projection.
@@ -222,7 +282,7 @@ function modulate(g: GraphBuilder, x: Value, shift: Value, scale: Value): Value 
 }
 
 function transformerBlock(
-  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, text: Value, t6: Value, keyPaddingMask: Value,
+  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, text: KeysValues, t6: Value, keyPaddingMask: Value,
   onCrossAttention?: (q: Value, k: Value) => void,
 ): Value {
   const d = config.innerDim;
@@ -230,9 +290,11 @@ function transformerBlock(
   const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(g, mod, 6, 1);
 
   const n1 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMsa, scaleMsa);
-  x = g.op("Add", [g.op("Mul", [gateMsa, attention(g, config, linear, `${prefix}.attn1`, n1, n1)]), x]);
+  const self = { k: linear(g, n1, `${prefix}.attn1.to_k`, { shape: [d, d] }), v: linear(g, n1, `${prefix}.attn1.to_v`, { shape: [d, d] }) };
+  x = g.op("Add", [g.op("Mul", [gateMsa, attention(g, config, linear, `${prefix}.attn1`, n1, self)]), x]);
 
-  // PixArt's cross-attention reads the residual stream directly: no norm, no gate.
+  // PixArt's cross-attention reads the residual stream directly: no norm, no gate. Its keys and values come from
+  // the prompt only (pixartKeysValues).
   x = g.op("Add", [attention(g, config, linear, `${prefix}.attn2`, x, text, keyPaddingMask, onCrossAttention), x]);
 
   const n2 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMlp, scaleMlp);
@@ -243,15 +305,19 @@ function transformerBlock(
   return g.op("Add", [g.op("Mul", [gateMlp, h]), x]);
 }
 
+/** One block's keys and values for an attention, [B, L, inner dim] each. */
+interface KeysValues {
+  k: Value;
+  v: Value;
+}
+
+/** diffusers' Attention with its key/value projections already applied: to_q, attention, to_out. */
 function attention(
-  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, context: Value, keyPaddingMask?: Value,
+  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, { k, v }: KeysValues, keyPaddingMask?: Value,
   onProjections?: (q: Value, k: Value) => void,
 ): Value {
   const d = config.innerDim;
-  const kvIn = prefix.endsWith("attn2") ? config.crossAttentionDim : d;
   const q = linear(g, x, `${prefix}.to_q`, { shape: [d, d] });
-  const k = linear(g, context, `${prefix}.to_k`, { shape: [d, kvIn] });
-  const v = linear(g, context, `${prefix}.to_v`, { shape: [d, kvIn] });
   const o = multiHeadAttention(g, q, k, v, config.numAttentionHeads, { keyPaddingMask });
   onProjections?.(q, k);
   return linear(g, o, `${prefix}.to_out.0`, { shape: [d, d] });
@@ -329,6 +395,11 @@ export interface TransformerAttentionOutput {
   crossAttention: Tensor;
 }
 
+/**
+ * The transformer runs as two graphs over the same mapped weights: the text graph (caption projection and every
+ * block's cross-attention keys/values, run when the prompt changes; see pixart-transformer-2d-text.ts) and the step
+ * graph, which takes those keys and values. `built` is the step graph.
+ */
 export class PixArtTransformer2DModel extends OrtModel {
   private readonly posEmbedCache = new Map<string, Float32Array>();
   /** Set when loaded with `quantize`: the method, the cached file, and whether it was a cache hit. */
@@ -338,8 +409,11 @@ export class PixArtTransformer2DModel extends OrtModel {
    * one set of blocks, or the denoising-loop graph (with or without guidance).
    */
   private variant?: { key: string; session: Promise<ModelSession> };
+  private readonly textCache = new TextKeysValuesCache();
 
   private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ModelSession,
+    /** The text graph; its session is made on the first forward (on the model's device then) and kept until release. */
+    private readonly text: { built: BuiltModel; session?: Promise<ModelSession> },
     private readonly graphSource: { weights: WeightSource; session?: SessionConfig & PixArtGraphOptions }) {
     super("transformer", built, session);
   }
@@ -362,12 +436,14 @@ export class PixArtTransformer2DModel extends OrtModel {
   static async fromWeights(
     config: PixArtTransformer2DConfig, weights: WeightSource, session?: SessionConfig & PixArtGraphOptions,
   ): Promise<PixArtTransformer2DModel> {
-    const built = buildPixArtTransformerGraph(config, weights, { linear: session?.linear });
-    return new PixArtTransformer2DModel(config, built, await OrtModel.createSession(built, session), { weights, session });
+    const linear = session?.linear;
+    const built = buildPixArtTransformerGraph(config, weights, { linear, text: "keys-values" });
+    const text = buildPixArtTextGraph(config, weights, { linear });
+    return new PixArtTransformer2DModel(config, built, await OrtModel.createSession(built, session), { built: text }, { weights, session });
   }
 
   async forward(input: TransformerForwardInput): Promise<Tensor> {
-    return fromOrt((await this.run(this.feeds(input))).sample);
+    return fromOrt((await this.run((await this.feeds(input)).feeds)).sample);
   }
 
   /**
@@ -377,23 +453,36 @@ export class PixArtTransformer2DModel extends OrtModel {
    */
   async forwardWithCrossAttention(input: TransformerForwardInput, options: CrossAttentionForwardOptions): Promise<TransformerAttentionOutput> {
     const layers = checkCrossAttentionLayers(options?.layers, this.config.numLayers);
-    const feeds = this.feeds(input);
     const batch = input.hiddenStates.dims[0];
     const rowStart = options.rowStart ?? 0;
     if (!Number.isInteger(rowStart) || rowStart < 0 || rowStart >= batch) {
       throw new CrossAttentionOptionError("rowStart", `expected an integer in [0, ${batch}) (the batch has ${batch} rows), got ${rowStart}`);
     }
+    const { feeds, textLength } = await this.feeds(input);
     const session = await this.variantSession(`attention:${[...layers].sort((a, b) => a - b).join(",")}`,
-      (linear) => buildPixArtTransformerGraph(this.config, this.graphSource.weights, { linear, crossAttentionLayers: layers }));
-    const out = await session.run({ ...feeds, [ATTENTION_ROW_START]: new ort.Tensor("int64", BigInt64Array.of(BigInt(rowStart)), [1]) });
-    const perLayer = layers.map((l) => out[crossAttentionOutputName(l)]);
+      (linear) => buildPixArtTransformerGraph(this.config, this.graphSource.weights, { linear, crossAttentionLayers: layers, text: "keys-values" }));
+    const out = await this.runCounted(session, { ...feeds, [ATTENTION_ROW_START]: new ort.Tensor("int64", BigInt64Array.of(BigInt(rowStart)), [1]) }, 1);
+    // The graph saw the trimmed tokens only; the others get probability 0, as in diffusers.
+    const perLayer = layers.map((l) => padLastAxis(fromOrt(out[crossAttentionOutputName(l)]), textLength));
     const data = new Float32Array(perLayer.reduce((n, t) => n + t.data.length, 0));
     let offset = 0;
     for (const t of perLayer) {
-      data.set(t.data as Float32Array, offset);
+      data.set(t.data, offset);
       offset += t.data.length;
     }
     return { sample: fromOrt(out.sample), crossAttention: { data, dims: [layers.length, ...perLayer[0].dims] } };
+  }
+
+  /** Bytes of checkpoint weights the step and text graphs map, by stored dtype (each weight is in one of them). */
+  override get weightBytes(): BuiltModel["weightBytes"] {
+    const sum: BuiltModel["weightBytes"] = { ...this.built.weightBytes };
+    for (const [dtype, n] of Object.entries(this.text.built.weightBytes) as [keyof typeof sum, number][]) sum[dtype] = (sum[dtype] ?? 0) + n;
+    return sum;
+  }
+
+  /** Bytes held between calls for the last prompt's cross-attention keys and values (freed by release()). */
+  get textCacheBytes(): number {
+    return this.textCache.bytes;
   }
 
   private async variantSession(key: string, build: (linear: LinearFn | undefined) => BuiltModel): Promise<ModelSession> {
@@ -406,7 +495,7 @@ export class PixArtTransformer2DModel extends OrtModel {
       this.variant = variant;
       // A failed build is not cached: the next call tries again.
       variant.session.catch(() => { if (this.variant === variant) this.variant = undefined; });
-      if (old) await releaseVariant(old);
+      if (old) await releaseMade(old.session);
     }
     return this.variant.session;
   }
@@ -443,40 +532,75 @@ export class PixArtTransformer2DModel extends OrtModel {
     return { latents: fromOrt(out.latents_out), modelOutput: fromOrt(out.model_output) };
   }
 
-  /** Moves the model; a variant session is dropped and made again on the new device when next used. */
+  /** Moves the model; the text graph's and a variant's session are made again on the new device when next used. */
   override async to(device: Device): Promise<this> {
+    const from = this.device;
     await super.to(device);
-    const variant = this.variant;
-    this.variant = undefined;
-    if (variant) await releaseVariant(variant);
+    if (this.device !== from) await this.releaseOthers();
     return this;
   }
 
-  /** Releases the default session and the variant's, if one was made. */
+  /** Releases the step session, the text graph's and the variant's if they were made, and the cached keys/values. */
   override async release(): Promise<void> {
-    const variant = this.variant;
-    this.variant = undefined;
+    this.textCache.clear();
     await super.release();
-    if (variant) await releaseVariant(variant);
+    await this.releaseOthers();
   }
 
-  private feeds(input: TransformerForwardInput): Record<string, ort.Tensor> {
-    const context = this.contextFeeds(input.hiddenStates.dims, input.encoderHiddenStates, input.encoderAttentionMask);
-    const batch = input.hiddenStates.dims[0];
+  private async releaseOthers(): Promise<void> {
+    const variant = this.variant;
+    const text = this.text.session;
+    this.variant = undefined;
+    this.text.session = undefined;
+    if (text) await releaseMade(text);
+    if (variant) await releaseMade(variant.session);
+  }
+
+  private textSession(): Promise<ModelSession> {
+    if (this.released) throw new ModelReleasedError(this.modelName);
+    if (!this.text.session) {
+      const made = OrtModel.createSession(this.text.built, this.sessionOptions);
+      this.text.session = made;
+      made.catch(() => { if (this.text.session === made) this.text.session = undefined; });
+    }
+    return this.text.session;
+  }
+
+  /** The step graph's feeds: the prompt's keys and values from the cache or the text graph, the mask trimmed alike. */
+  private async feeds(input: TransformerForwardInput): Promise<{ feeds: Record<string, ort.Tensor>; textLength: number }> {
+    const { hiddenStates, encoderHiddenStates, encoderAttentionMask } = input;
+    const length = this.checkContext(hiddenStates.dims, encoderHiddenStates, encoderAttentionMask);
+    const batch = hiddenStates.dims[0];
     this.check(input.timestep.length === batch, "timestep", `${batch} values`, [input.timestep.length]);
+    if (this.released) throw new ModelReleasedError(this.modelName);
+    const keysValues = await this.textCache.get(encoderHiddenStates, encoderAttentionMask, length,
+      async (embeds) => this.runCounted(await this.textSession(), { encoder_hidden_states: toOrt(embeds) }, 0));
     const timestep = Float32Array.from(Array.from(input.timestep as ArrayLike<number | bigint>, Number));
-    return {
-      hidden_states: toOrt(input.hiddenStates),
-      ...context,
+    const feeds = {
+      ...keysValues,
+      hidden_states: toOrt(hiddenStates),
+      encoder_attention_mask: toOrt(firstTokens(encoderAttentionMask, length)),
       timestep: new ort.Tensor("float32", timestep, [batch]),
+      pos_embed: this.positions(hiddenStates.dims),
     };
+    return { feeds, textLength: encoderAttentionMask.dims[1] };
   }
 
   /**
-   * The feeds that do not change from step to step (text, mask, positions), checked against a transformer input of
-   * shape `dims` ([batch, channels, height, width]).
+   * The denoising loop's feeds that do not change from step to step: text and mask (trimmed to the tokens some row
+   * keeps, see pixart-transformer-2d-text.ts) and positions.
    */
   private contextFeeds(dims: readonly number[], encoderHiddenStates: Tensor, encoderAttentionMask: Tensor<BigInt64Array>): Record<string, ort.Tensor> {
+    const length = this.checkContext(dims, encoderHiddenStates, encoderAttentionMask);
+    return {
+      encoder_hidden_states: toOrt(firstTokens(encoderHiddenStates, length)),
+      encoder_attention_mask: toOrt(firstTokens(encoderAttentionMask, length)),
+      pos_embed: this.positions(dims),
+    };
+  }
+
+  /** Checks the text inputs against a transformer input of shape `dims` ([B, C, H, W]); returns validTextLength. */
+  private checkContext(dims: readonly number[], encoderHiddenStates: Tensor, encoderAttentionMask: Tensor<BigInt64Array>): number {
     const [batch, channels, h, w] = dims;
     const { patchSize: p } = this.config;
     this.check(dims.length === 4 && channels === this.config.inChannels, "hiddenStates", `[batch, ${this.config.inChannels}, height, width]`, dims);
@@ -485,13 +609,14 @@ export class PixArtTransformer2DModel extends OrtModel {
     const [tb, len, width] = encoderHiddenStates.dims;
     this.check(tb === batch && width === (this.config.captionChannels ?? this.config.crossAttentionDim), "encoderHiddenStates",
       `[${batch}, L, ${this.config.captionChannels ?? this.config.crossAttentionDim}]`, encoderHiddenStates.dims);
-    this.check(encoderAttentionMask.dims[0] === batch && encoderAttentionMask.dims[1] === len,
+    this.check(encoderAttentionMask.dims.length === 2 && encoderAttentionMask.dims[0] === batch && encoderAttentionMask.dims[1] === len,
       "encoderAttentionMask", `[${batch}, ${len}]`, encoderAttentionMask.dims);
-    return {
-      encoder_hidden_states: toOrt(encoderHiddenStates),
-      encoder_attention_mask: toOrt(encoderAttentionMask),
-      pos_embed: new ort.Tensor("float32", this.posEmbed(h / p, w / p), [1, (h / p) * (w / p), this.config.innerDim]),
-    };
+    return validTextLength(encoderAttentionMask);
+  }
+
+  private positions(dims: readonly number[]): ort.Tensor {
+    const [h, w] = [dims[2] / this.config.patchSize, dims[3] / this.config.patchSize];
+    return new ort.Tensor("float32", this.posEmbed(h, w), [1, h * w, this.config.innerDim]);
   }
 
   /** Positions for a rows × cols patch grid, relative to the training grid (sampleSize / patchSize). */
@@ -511,8 +636,9 @@ export class PixArtTransformer2DModel extends OrtModel {
   }
 }
 
-async function releaseVariant(variant: { session: Promise<ModelSession> }): Promise<void> {
-  const session = await variant.session.catch(() => undefined);
+/** Releases a session made on demand (one whose creation failed has nothing to release). */
+async function releaseMade(made: Promise<ModelSession>): Promise<void> {
+  const session = await made.catch(() => undefined);
   await session?.release();
 }
 

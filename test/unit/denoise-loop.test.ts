@@ -5,6 +5,7 @@
  */
 import * as assert from "assert";
 import * as fs from "fs";
+import { validTextLength } from "../../src/models/pixart-transformer-2d-text";
 import { PixArtSigmaPipeline, PipelineArgumentError, type CallOptions, type StepInfo } from "../../src/pipeline/pixart-sigma";
 import { DPMSolverMultistepScheduler } from "../../src/schedulers/dpm-solver-multistep";
 import { schedulerFromConfig, type SchedulerConfig } from "../../src/schedulers/scheduler";
@@ -138,17 +139,22 @@ describe("in-graph denoising loop", function () {
           // but not the one in the Loop body: the sums are ordered differently (measured ≤ 5e-7 × max|latents| here).
           assert.ok(diff <= 1e-5 * scale, `max difference ${diff} > 1e-5 × ${scale}`);
 
-          // Exactly the feeds of one run: text and mask, positions, latents, m₋₁ and the 8 plan arrays of 6 steps; out:
-          // the latents and m. Step by step, the text and positions go in on each of the 6 steps.
+          // Exactly the feeds of one run: text and mask (trimmed to the tokens some prompt keeps), positions, latents,
+          // m₋₁ and the 8 plan arrays of 6 steps; out: the latents and m. Step by step, the text graph runs once (the
+          // trimmed text in, every block's keys and values out), then the keys and values, mask and positions go in
+          // on each of the 6 steps.
           const c = t.config;
           const [batch, , h, w] = ref.latents.dims;
           const latentBytes = batch * c.inChannels * h * w * 4;
-          const len = 300;
-          const text = batch * len * c.captionChannels! * 4 + batch * len * 8;
+          const len = validTextLength((await pipe.encodePrompt(base.prompt!, { doClassifierFreeGuidance: false })).promptAttentionMask);
+          assert.ok(len < 300);
+          const [embeds, mask] = [batch * len * c.captionChannels! * 4, batch * len * 8];
           const pos = (h / c.patchSize) * (w / c.patchSize) * c.innerDim * 4;
-          assert.deepStrictEqual(loop, { runs: 1, steps: 6, bytesIn: text + pos + 2 * latentBytes + 8 * 6 * 4, bytesOut: 2 * latentBytes });
+          assert.deepStrictEqual(loop, { runs: 1, steps: 6, bytesIn: embeds + mask + pos + 2 * latentBytes + 8 * 6 * 4, bytesOut: 2 * latentBytes });
           const timestep = batch * 4;
-          assert.deepStrictEqual(stepwise, { runs: 6, steps: 6, bytesIn: 6 * (text + pos + latentBytes + timestep), bytesOut: 6 * (latentBytes / c.inChannels) * c.outChannels });
+          const keysValues = c.numLayers * 2 * batch * len * c.innerDim * 4;
+          assert.deepStrictEqual(stepwise, { runs: 7, steps: 6, bytesIn: embeds + 6 * (keysValues + mask + pos + latentBytes + timestep),
+            bytesOut: keysValues + 6 * (latentBytes / c.inChannels) * c.outChannels });
         } finally {
           await pipe.dispose();
         }
