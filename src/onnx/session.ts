@@ -1,6 +1,6 @@
 /**
  * onnxruntime sessions for built graphs, with the options that keep weights memory-mapped:
- * no prepacking (MLAS would copy every MatMul weight into anonymous memory), no CPU arena
+ * no prepacking (MLAS would copy every MatMul weight into anonymous memory), no CPU arena unless asked for
  * (activations are returned to the OS after each run), weights read from the checkpoint folder.
  */
 import { threadId } from "worker_threads";
@@ -39,6 +39,12 @@ export interface SessionConfig {
    * 2.84 GB instead of 3.37 GB for ~20% more CPU time.
    */
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+  /**
+   * onnxruntime's CPU memory arena (default off). Off, every run maps its activations afresh and unmaps them after,
+   * so nothing stays allocated between runs but each run page-faults all of them in again. On, the arena keeps the
+   * largest run's activations mapped until the session is released (release() still returns them to the OS).
+   */
+  memoryArena?: boolean;
   /** onnxruntime's memory-pattern planning (default on); off can lower the peak of activation-heavy graphs. */
   enableMemPattern?: boolean;
   /**
@@ -51,7 +57,7 @@ export interface SessionConfig {
 /** Every SessionConfig field: typed as a full record so that a new field fails to compile until listed. */
 const SESSION_CONFIG_FIELDS: Record<keyof SessionConfig, true> = {
   intraOpNumThreads: true, prepack: true, logSeverityLevel: true, device: true, executionProviders: true, inProcess: true,
-  graphOptimizationLevel: true, enableMemPattern: true, profile: true,
+  graphOptimizationLevel: true, memoryArena: true, enableMemPattern: true, profile: true,
 };
 
 /**
@@ -97,7 +103,7 @@ export async function createSession(model: SessionModel, config: SessionConfig =
   // Folding Cast(16-bit weight) would materialize an fp32 copy of each weight at load.
   if (model.hasCastWeights) extra["optimization"] = { disable_specified_optimizers: "ConstantFolding" };
   const options: ort.InferenceSession.SessionOptions = {
-    enableCpuMemArena: false,
+    enableCpuMemArena: config.memoryArena ?? false,
     graphOptimizationLevel: config.graphOptimizationLevel ?? "all",
     logSeverityLevel: config.logSeverityLevel ?? 3,
     executionProviders: sessionProviders(config),
