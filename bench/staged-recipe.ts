@@ -9,11 +9,15 @@
  * Run:
  *   npm run build && node --expose-gc dist/bench/staged-recipe.js [--dir /tmp/pixart-full] [--quantize int8|int4]
  *        [--size 1024] [--steps 2] [--vae-opt extended] [--device cuda] [--json out.json] [--skip-text-encoder]
+ *        [--steps-per-run K]
  * --binning false turns resolution binning off (for the tiny fixtures, which have no bin table).
  * With --device cuda (after `npm run gpu:install`; docs/gpu.md) every model runs on the GPU and each stage also
  * reports this process's peak GPU memory (nvidia-smi, sampled) next to diffusers' documented figures, and the
  * denoising time per step next to diffusers fp16 on an H100. Make the transformer and VAE with --dtype float16
  * there: the GPU then holds their weights in 16 bits (cast to fp32 per layer at run time).
+ * --steps-per-run K runs the denoising loop inside the transformer's graph, K steps per onnxruntime run
+ * (`call({ stepsPerRun })`, docs/gpu.md): the per-step times are then each run's time over its steps, and the first
+ * run also makes the loop graph's session.
  * --skip-text-encoder encodes nothing and feeds random embeddings of T5's shape (when the 9.5 GB T5 is not there).
  * A size is binned like diffusers does (the 1024-MS transformer generates 512×512 requests at 1024×1024 and
  * resizes back), so use --size 1024 for the native size.
@@ -82,6 +86,7 @@ async function main(): Promise<void> {
     dir: { type: "string", default: "/tmp/pixart-full" }, quantize: { type: "string", default: "int8" },
     size: { type: "string", default: "1024" }, steps: { type: "string", default: "2" }, "vae-opt": { type: "string", default: "all" },
     device: { type: "string", default: "cpu" }, binning: { type: "string", default: "true" }, json: { type: "string" }, "skip-text-encoder": { type: "boolean", default: false },
+    "steps-per-run": { type: "string" },
   } });
   const dir = values.dir!;
   const device = values.device as Device;
@@ -98,7 +103,9 @@ async function main(): Promise<void> {
   const quantize = values.quantize as "int8" | "int4";
   const figures: StageFigure[] = [];
   const steps = Number(values.steps);
-  console.log(`staged recipe on ${device}: T5 ${skipT5 ? "skipped (random embeddings)" : quantize}, ${size}×${size}, ${steps} steps, VAE optimization "${values["vae-opt"]}"\n`);
+  const stepsPerRun = values["steps-per-run"] === undefined ? undefined : Number(values["steps-per-run"]);
+  const loopText = stepsPerRun === undefined ? "step by step" : `in-graph loop, ${stepsPerRun} steps per run`;
+  console.log(`staged recipe on ${device}: T5 ${skipT5 ? "skipped (random embeddings)" : quantize}, ${size}×${size}, ${steps} steps (${loopText}), VAE optimization "${values["vae-opt"]}"\n`);
 
   const pipe = await PixArtSigmaPipeline.fromPretrained(dir, { device, textEncoder: skipT5 ? null : { quantize }, transformer: null, vae: null });
   const embeds = skipT5 ? randomEmbeddings(JSON.parse(fs.readFileSync(path.join(dir, "transformer", "config.json"), "utf8")).caption_channels ?? 4096) : await measure(`1. encode prompt (T5-XXL ${quantize}, loaded)`, figures, gpu,
@@ -110,12 +117,17 @@ async function main(): Promise<void> {
     });
   }
   await measure("2a. load transformer", figures, gpu, () => pipe.load("transformer"));
-  const stepEnds: number[] = [];
+  // One entry per callback: after every step, or after every run's last step with --steps-per-run.
+  const stepEnds: { time: number; steps: number }[] = [];
   const denoiseStart = Date.now();
-  const { latents } = await measure(`2b. denoise (${steps} steps)`, figures, gpu, () =>
+  const { latents } = await measure(`2b. denoise (${steps} steps, ${loopText})`, figures, gpu, () =>
     pipe.call({ ...embeds, outputType: "latent", numInferenceSteps: steps, height: size, width: size, seed: 0, useResolutionBinning: values.binning !== "false",
-      callbackOnStepEnd: () => void stepEnds.push(Date.now()) }));
-  const stepSeconds = stepEnds.map((t, i) => (t - (i === 0 ? denoiseStart : stepEnds[i - 1])) / 1000);
+      stepsPerRun, callbackOnStepEnd: (info) => void stepEnds.push({ time: Date.now(), steps: info.step + 1 }) }));
+  const stepSeconds = stepEnds.flatMap((e, i) => {
+    const prev = i === 0 ? { time: denoiseStart, steps: 0 } : stepEnds[i - 1];
+    const n = e.steps - prev.steps;
+    return new Array<number>(n).fill((e.time - prev.time) / 1000 / n);
+  });
   const traffic = { ...pipe.transformer!.hostTraffic };
   await measure("   delete transformer + flush", figures, gpu, async () => {
     delete pipe.transformer;
@@ -131,8 +143,9 @@ async function main(): Promise<void> {
   console.log(`\npeak RSS over the run: ${formatBytes(Math.max(...figures.map((f) => f.peakRss)))}` +
     " (diffusers documents < 8 GB GPU with an 8-bit T5, < 7 GB with 4-bit, for this recipe on CUDA)");
   const gpuPeak = gpu ? Math.max(...figures.map((f) => f.gpuPeak ?? 0)) : undefined;
-  // Steady-state step time: the first step includes CUDA/cuDNN warm-up (kernel selection, arena growth).
-  const steady = stepSeconds.length > 1 ? median(stepSeconds.slice(1)) : stepSeconds[0];
+  // Steady-state step time: the first step (run) includes CUDA/cuDNN warm-up (kernel selection, arena growth).
+  const firstRun = stepsPerRun ?? 1;
+  const steady = stepSeconds.length > firstRun ? median(stepSeconds.slice(firstRun)) : median(stepSeconds);
   if (gpuPeak !== undefined) {
     const [dBytes, dText] = PUBLISHED.gpuPeakBytes[quantize];
     const [qBytes, qText] = PUBLISHED.quanto[quantize];
@@ -141,14 +154,15 @@ async function main(): Promise<void> {
   }
   console.log(`denoising: ${stepSeconds.map((x) => x.toFixed(2)).join(", ")} s per step; steady ${steady.toFixed(3)} s/step = ` +
     `${(steady * 20).toFixed(2)} s for 20 steps (diffusers fp16 on one H100: ${PUBLISHED.h100SecondsPer20Steps} s for 20 steps at 1024 px)`);
-  console.log(`transformer host traffic per step: ${formatBytes(traffic.bytesIn / Math.max(1, traffic.runs))} in, ` +
-    `${formatBytes(traffic.bytesOut / Math.max(1, traffic.runs))} out`);
+  const perStep = { bytesIn: traffic.bytesIn / Math.max(1, traffic.steps), bytesOut: traffic.bytesOut / Math.max(1, traffic.steps) };
+  console.log(`transformer host traffic per step: ${formatBytes(perStep.bytesIn)} in, ${formatBytes(perStep.bytesOut)} out ` +
+    `(${traffic.runs} onnxruntime runs for ${traffic.steps} steps)`);
   const report = pipe.memoryReport();
   console.log("\n" + report.toString());
   if (values.json) {
     fs.writeFileSync(values.json, JSON.stringify({
-      device, quantize, size, steps, skipTextEncoder: skipT5, figures, stepSeconds, steadySecondsPerStep: steady, gpuPeak,
-      hostTrafficPerStep: { bytesIn: traffic.bytesIn / Math.max(1, traffic.runs), bytesOut: traffic.bytesOut / Math.max(1, traffic.runs) },
+      device, quantize, size, steps, stepsPerRun: stepsPerRun ?? null, skipTextEncoder: skipT5, figures, stepSeconds, steadySecondsPerStep: steady, gpuPeak,
+      hostTraffic: traffic, hostTrafficPerStep: perStep,
       published: PUBLISHED, loadavg: fs.readFileSync("/proc/loadavg", "utf8").trim(), memoryReport: report.toJSON(),
     }, null, 2));
   }

@@ -5,8 +5,9 @@ export { T5EncoderModel, T5InputError, parseT5Config } from "./t5-encoder";
 export type { T5Config, T5EncoderInput, T5EncoderLoadOptions, T5GraphOptions, T5LinearFn } from "./t5-encoder";
 export { PixArtTransformer2DModel, TransformerInputError, parsePixArtTransformerConfig } from "./pixart-transformer-2d";
 export type {
-  CrossAttentionForwardOptions, PixArtGraphOptions, PixArtTransformer2DConfig, TransformerAttentionOutput, TransformerForwardInput,
+  CrossAttentionForwardOptions, DenoiseLoopInput, PixArtGraphOptions, PixArtTransformer2DConfig, TransformerAttentionOutput, TransformerForwardInput,
 } from "./pixart-transformer-2d";
+export type { LinearStepPlan } from "./pixart-denoise-loop";
 export { AutoencoderKL, LatentShapeError, TilingOptionError, parseAutoencoderKLConfig } from "./autoencoder-kl";
 export type { AutoencoderKLConfig, DecodeOptions as VaeDecodeOptions, TilingOptions as VaeTilingOptions } from "./autoencoder-kl";
 export { QUANTIZE_METHODS, QuantizeOptionError, QuantizeDtypeError, NonFiniteRowError, NonFiniteWeightError } from "./quantize";
@@ -14,4 +15,4 @@ export type { Int4AccuracyLevel, LinearFn, QuantizeMethod } from "./quantize";
 export { QuantizeCacheError } from "./quantized-cache";
 export type { QuantizationReport, QuantizeLoadOptions } from "./quantized-cache";
 export type { RawConfig } from "./config-fields";
-export type { AttrValue, BuiltModel, ElemType, FloatAttr, GraphBuilder, OpOptions, Value } from "../onnx/graph";
+export type { AttrValue, BuiltModel, ElemType, FloatAttr, GraphAttr, GraphBuilder, OpOptions, Value } from "../onnx/graph";

@@ -34,7 +34,13 @@ export const float = (v: number): FloatAttr => new FloatAttr(v);
 
 /** A subgraph as a node attribute (Loop's `body`), from `GraphBuilder.subgraph(...).buildSubgraph()`. */
 export class GraphAttr {
-  constructor(readonly graph: GraphInit) {}
+  /** @internal */
+  readonly graph: GraphInit;
+
+  /** @internal */
+  constructor(graph: GraphInit) {
+    this.graph = graph;
+  }
 }
 
 export type AttrValue = number | FloatAttr | string | number[] | FloatAttr[] | string[] | GraphAttr;

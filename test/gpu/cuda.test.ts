@@ -120,6 +120,13 @@ describe(status.available ? `CUDA execution (driver ${status.driver}, ${status.g
         await gpu.to(DEVICE, "transformer");
         assert.strictEqual(gpu.transformer!.device, DEVICE);
       });
+
+      it("the in-graph denoising loop (stepsPerRun 2 over 4 steps) on CUDA vs the step-by-step loop on the CPU", async () => {
+        const call = { prompt: "a red cube", numInferenceSteps: 4, seed: 0, outputType: "latent" as const, useResolutionBinning: false };
+        const onGpu = (await gpu.call({ ...call, stepsPerRun: 2 })).latents!;
+        // As the 2-step call above (CFG amplifies each forward's TF32 error), over 4 steps of a second-order solver.
+        assertGpuClose("latents after 4 steps in runs of 2", onGpu, (await cpu.call(call)).latents!, TF32_REL * 10);
+      });
     });
   }
 
@@ -216,6 +223,35 @@ describe(status.available ? `CUDA execution (driver ${status.driver}, ${status.g
         assert.strictEqual(t.runs, steps);
         console.log(`      per step: ${formatBytes(t.bytesIn / steps)} host → GPU, ${formatBytes(t.bytesOut / steps)} GPU → host`);
         assert.ok(t.bytesOut > 0 && t.bytesIn > t.bytesOut);
+      } finally {
+        await pipe.dispose();
+      }
+    });
+
+    it("the in-graph denoising loop hands the text and positions over once per run: per-step traffic near zero (measured)", async function () {
+      if (!status.available) this.skip();
+      const pipe = await PixArtSigmaPipeline.fromPretrained(tinyConfigs()[0].pipeline, { device: DEVICE, progress: false });
+      try {
+        const t = pipe.transformer!;
+        const call = { prompt: "a red cube", numInferenceSteps: 8, seed: 0, outputType: "latent" as const, useResolutionBinning: false };
+        const seconds = async (options: object) => {
+          const start = process.hrtime.bigint();
+          await pipe.call({ ...call, ...options });
+          return Number(process.hrtime.bigint() - start) / 1e9;
+        };
+        await seconds({});
+        await seconds({ stepsPerRun: 8 }); // warm-up: makes the loop graph's session
+        const before = { ...t.hostTraffic };
+        const stepwise = await seconds({});
+        const mid = { ...t.hostTraffic };
+        const loop = await seconds({ stepsPerRun: 8 });
+        const perStep = (a: typeof before, b: typeof before) => ({ in: (b.bytesIn - a.bytesIn) / (b.steps - a.steps), out: (b.bytesOut - a.bytesOut) / (b.steps - a.steps) });
+        const s = perStep(before, mid);
+        const l = perStep(mid, t.hostTraffic);
+        console.log(`      step by step: ${formatBytes(s.in)} in, ${formatBytes(s.out)} out per step, ${(stepwise / 8 * 1000).toFixed(1)} ms/step`);
+        console.log(`      in-graph loop, 8 steps a run: ${formatBytes(l.in)} in, ${formatBytes(l.out)} out per step, ${(loop / 8 * 1000).toFixed(1)} ms/step`);
+        assert.strictEqual(t.hostTraffic.runs - mid.runs, 1);
+        assert.ok(l.in < s.in / 4, "per-step traffic into onnxruntime is at least 4× lower with 8 steps a run");
       } finally {
         await pipe.dispose();
       }
