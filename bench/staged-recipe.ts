@@ -30,21 +30,7 @@ import { parseArgs } from "util";
 import { formatBytes, GpuPeakSampler, gpuProcessMemory, processMemory, resetPeak } from "../src/memory/probes";
 import type { Device } from "../src/onnx/device";
 import { PixArtSigmaPipeline } from "../src/pipeline/pixart-sigma";
-import { repoRoot } from "../test/helpers/paths";
-
-function completePipelineFolder(dir: string): void {
-  const tiny = path.join(repoRoot(), "test", "fixtures", "tiny-hires", "pipeline");
-  for (const part of ["scheduler", "tokenizer"]) {
-    if (!fs.existsSync(path.join(dir, part))) fs.cpSync(path.join(tiny, part), path.join(dir, part), { recursive: true });
-  }
-  const index = path.join(dir, "model_index.json");
-  if (!fs.existsSync(index)) {
-    fs.writeFileSync(index, JSON.stringify({
-      _class_name: "PixArtSigmaPipeline", scheduler: ["diffusers", "DPMSolverMultistepScheduler"], text_encoder: ["transformers", "T5EncoderModel"],
-      tokenizer: ["transformers", "T5Tokenizer"], transformer: ["diffusers", "PixArtTransformer2DModel"], vae: ["diffusers", "AutoencoderKL"],
-    }, null, 2));
-  }
-}
+import { completePipelineFolder } from "./fullsize-folder";
 
 interface StageFigure {
   stage: string;
