@@ -7,13 +7,12 @@ import { ChildProcess, spawn } from "child_process";
 import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as http from "http";
-import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import type { Browser, ConsoleMessage, Page, Request } from "playwright-core";
 import { writeKernelSpec } from "../../kernel/src/install";
 import { repoRoot } from "../helpers/paths";
-import { kernelMain } from "../kernel/kernel-client";
+import { freePort, kernelMain } from "../kernel/kernel-client";
 import { venvBin } from "../kernel/jupyter-env";
 
 export const chromiumPath = process.env["PIXART_CHROMIUM"] ?? "/usr/bin/chromium";
@@ -26,17 +25,6 @@ export const outputDir = path.join(repoRoot(), "test-output", "browser");
 export function missingBrowser(): string | undefined {
   if (fs.existsSync(chromiumPath)) return undefined;
   return `${chromiumPath} is missing; install Debian's chromium (apt-get install chromium) to run the browser tests`;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function httpStatus(url: string): Promise<number> {

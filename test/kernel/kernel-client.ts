@@ -19,7 +19,8 @@ export const kernelMain = path.join(buildRoot, "kernel", "src", "main.js");
 export const displayModule = path.join(buildRoot, "src", "display", "display");
 export const interruptModule = path.join(buildRoot, "src", "display", "interrupt");
 
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1 (the OS picks it; closed again before it is returned). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
