@@ -26,9 +26,10 @@ import { parseArgs } from "util";
 import { openSafetensors, readTensorData, toTypedArray } from "../src/io/safetensors";
 import { writeSafetensors, type TensorToWrite } from "../src/io/safetensors-writer";
 import { TorchGenerator } from "../src/random";
+import { repoRoot } from "../test/helpers/paths";
 import { completePipelineFolder } from "./fullsize-folder";
 
-const ROOT = path.resolve(__dirname, "..", "..");
+const ROOT = repoRoot();
 
 // ───────────────────────────── workers ─────────────────────────────
 
@@ -323,8 +324,12 @@ async function main(): Promise<void> {
   const vaeScale = 2 ** (vcfg.block_out_channels.length - 1);
   const seqLen = 300;
 
-  const [ours, oursHello] = await Worker.start("pixart-ts", process.execPath, ["--expose-gc", path.join(ROOT, "dist", "bench", "compare-ours.js"), "--threads", String(threads)]);
-  const [theirs, theirsHello] = await Worker.start("diffusers", path.join(ROOT, ".venv", "bin", "python"), [path.join(ROOT, "tools", "bench", "compare_torch.py"), "--threads", String(threads)]);
+  // Both start at once: importing torch, diffusers and transformers is most of a smoke run (~8 s on a quiet machine,
+  // 20-35 s at load average 20); our worker's start-up hides behind it.
+  const [[ours, oursHello], [theirs, theirsHello]] = await Promise.all([
+    Worker.start("pixart-ts", process.execPath, ["--expose-gc", path.join(__dirname, "compare-ours.js"), "--threads", String(threads)]),
+    Worker.start("diffusers", path.join(ROOT, ".venv", "bin", "python"), [path.join(ROOT, "tools", "bench", "compare_torch.py"), "--threads", String(threads)]),
+  ]);
   const workers = { ours, theirs };
   const report: BenchReport = {
     command: `npm run bench:compare -- ${process.argv.slice(2).join(" ")}`.trim(), date: new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC",
