@@ -184,16 +184,22 @@ export interface FuzzReport {
   inputs: number;
   accepted: number;
   typedErrors: number;
+  /** Typed errors by class name (e.g. TokenizerFileError: 812345). */
+  typedClasses: Record<string, number>;
   untyped: Array<{ input: string; error: string }>;
   hangs: Array<{ input: string; ms: number }>;
   slowestMs: number;
   seconds: number;
 }
 
-/** Runs `count` mutated inputs through `target` (seeded, so a failure can be replayed). */
-export function fuzz(target: Target, count: number, seed = 1, hangMs = 1000): FuzzReport {
+/**
+ * Runs `count` mutated inputs through `target` (seeded, so a failure can be replayed). `onProgress` is called every
+ * `progressEvery` inputs with the report so far (a long run shows where it is and leaves figures if it is stopped).
+ */
+export function fuzz(target: Target, count: number, seed = 1, hangMs = 1000,
+  onProgress?: (report: FuzzReport) => void, progressEvery = 100_000): FuzzReport {
   const rng = new Rng(seed);
-  const report: FuzzReport = { target: target.name, inputs: 0, accepted: 0, typedErrors: 0, untyped: [], hangs: [], slowestMs: 0, seconds: 0 };
+  const report: FuzzReport = { target: target.name, inputs: 0, accepted: 0, typedErrors: 0, typedClasses: {}, untyped: [], hangs: [], slowestMs: 0, seconds: 0 };
   const start = Date.now();
   for (let i = 0; i < count; i++) {
     const input = mutate(target.seeds[rng.below(target.seeds.length)]!, rng);
@@ -202,7 +208,11 @@ export function fuzz(target: Target, count: number, seed = 1, hangMs = 1000): Fu
       target.run(input);
       report.accepted++;
     } catch (e) {
-      if (target.typed(e)) report.typedErrors++;
+      if (target.typed(e)) {
+        report.typedErrors++;
+        const name = (e as Error).constructor.name;
+        report.typedClasses[name] = (report.typedClasses[name] ?? 0) + 1;
+      }
       else if (report.untyped.length < 20) report.untyped.push({ input: Buffer.from(input).toString("base64"), error: String((e as Error)?.stack ?? e).slice(0, 400) });
       else report.untyped.length++;
     }
@@ -210,6 +220,10 @@ export function fuzz(target: Target, count: number, seed = 1, hangMs = 1000): Fu
     if (ms > report.slowestMs) report.slowestMs = ms;
     if (ms > hangMs) report.hangs.push({ input: Buffer.from(input).toString("base64"), ms });
     report.inputs++;
+    if (onProgress && report.inputs % progressEvery === 0 && report.inputs < count) {
+      report.seconds = (Date.now() - start) / 1000;
+      onProgress(report);
+    }
   }
   report.seconds = (Date.now() - start) / 1000;
   return report;
