@@ -22,6 +22,7 @@ export { PixArtImage, ImageFormatError, imageFormatFor } from "./pipeline/image"
 export type { ImageFormat } from "./pipeline/image";
 export type { AttentionMaps, AttentionOptions, AttentionWord, ImageAttentionMaps } from "./pipeline/attention-maps";
 export { CrossAttentionOptionError } from "./models/pixart-transformer-2d-attention";
+export { CacheOptionError, type ForaCacheConfig, type TransformerCacheConfig } from "./models/pixart-transformer-2d-cache";
 export { attentionBundle, showAttention } from "./display/attention";
 export { inspect, imageGridBundle } from "./display/faces";
 export { ResolutionBinningError } from "./pipeline/resolution-binning";

@@ -20,6 +20,7 @@ import { ModelReleasedError, OrtModel, fromOrt, toOrt, type Tensor } from "./mod
 import { checkCrossAttentionLayers, crossAttentionOutputName, CrossAttentionOptionError, CrossAttentionProbe, ATTENTION_ROW_START }
   from "./pixart-transformer-2d-attention";
 import type { LinearFn } from "./quantize";
+import { CacheOptionError, ForaGraphCache, ForaStepCache, parseCacheConfig, type TransformerCacheConfig } from "./pixart-transformer-2d-cache";
 import { firstTokens, padLastAxis, TextKeysValuesCache, validTextLength } from "./pixart-transformer-2d-text";
 import { buildPixArtDenoiseLoopGraph, PLAN_FIELDS, type LinearStepPlan } from "./pixart-denoise-loop";
 import { prepareQuantized, type QuantizationReport, type QuantizeLoadOptions } from "./quantized-cache";
@@ -114,6 +115,11 @@ export interface PixArtGraphOptions {
    * does not recompute what depends on the prompt only.
    */
   text?: "embeddings" | "keys-values";
+  /**
+   * FORA step caching (pixart-transformer-2d-cache.ts): "save" also outputs every block's un-gated self-attention and
+   * feed-forward outputs, "reuse" takes them as inputs and skips computing them. Absent in the default graph.
+   */
+  cache?: "save" | "reuse";
 }
 
 /** Graph input (step graph) and output (text graph) holding block `layer`'s cross-attention keys, [B, L, inner dim]. */
@@ -147,7 +153,8 @@ export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, w
   const probe = opts.crossAttentionLayers
     ? new CrossAttentionProbe(g, opts.crossAttentionLayers, config.numAttentionHeads, config.attentionHeadDim, encoderMask)
     : undefined;
-  const out = pixartBlocksAndOutput(g, config, linear, hiddenStates, embedded, text, probe);
+  const cache = opts.cache ? new ForaGraphCache(g, opts.cache, config.innerDim) : undefined;
+  const out = pixartBlocksAndOutput(g, config, linear, hiddenStates, embedded, text, probe, cache);
   g.output(out, "sample", "float32", ["batch", config.outChannels, "height", "width"]);
   return g.build();
 }
@@ -251,14 +258,15 @@ export function buildPixArtTextGraph(config: PixArtTransformer2DConfig, weights:
 /** The transformer blocks, the final modulation, proj_out and unpatchify: `sample` [B, outChannels, H, W]. */
 export function pixartBlocksAndOutput(
   g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, hiddenStates: Value, embedded: PixArtEmbedded, context: PixArtTextContext,
-  probe?: CrossAttentionProbe,
+  probe?: CrossAttentionProbe, cache?: ForaGraphCache,
 ): Value {
   const { innerDim: d, patchSize: p, outChannels } = config;
   let x = embedded.tokens;
   for (let i = 0; i < config.numLayers; i++) {
     const onCrossAttention = probe && ((q: Value, k: Value) => probe.record(i, q, k));
     const kv = { k: context.keys[i], v: context.values[i] };
-    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, kv, embedded.t6, context.keyPaddingMask, onCrossAttention);
+    const blockCache = cache && { attention: (f: () => Value) => cache.attention(i, f), feedForward: (f: () => Value) => cache.feedForward(i, f) };
+    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, kv, embedded.t6, context.keyPaddingMask, onCrossAttention, blockCache);
   }
 
   // Final layer: shift/scale from tEmb (not from t6), then the per-patch projection.
@@ -283,26 +291,39 @@ function modulate(g: GraphBuilder, x: Value, shift: Value, scale: Value): Value 
 
 function transformerBlock(
   g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, text: KeysValues, t6: Value, keyPaddingMask: Value,
-  onCrossAttention?: (q: Value, k: Value) => void,
+  onCrossAttention?: (q: Value, k: Value) => void, cache?: BlockCache,
 ): Value {
   const d = config.innerDim;
   const mod = g.op("Add", [g.weight(`${prefix}.scale_shift_table`, [6, d]), t6]);
   const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(g, mod, 6, 1);
+  const cached = (f: keyof BlockCache, compute: () => Value) => (cache ? cache[f](compute) : compute());
 
-  const n1 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMsa, scaleMsa);
-  const self = { k: linear(g, n1, `${prefix}.attn1.to_k`, { shape: [d, d] }), v: linear(g, n1, `${prefix}.attn1.to_v`, { shape: [d, d] }) };
-  x = g.op("Add", [g.op("Mul", [gateMsa, attention(g, config, linear, `${prefix}.attn1`, n1, self)]), x]);
+  // Un-gated, so that a step reusing it (FORA) applies its own gate.
+  const selfAttention = cached("attention", () => {
+    const n1 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMsa, scaleMsa);
+    const self = { k: linear(g, n1, `${prefix}.attn1.to_k`, { shape: [d, d] }), v: linear(g, n1, `${prefix}.attn1.to_v`, { shape: [d, d] }) };
+    return attention(g, config, linear, `${prefix}.attn1`, n1, self);
+  });
+  x = g.op("Add", [g.op("Mul", [gateMsa, selfAttention]), x]);
 
   // PixArt's cross-attention reads the residual stream directly: no norm, no gate. Its keys and values come from
   // the prompt only (pixartKeysValues).
   x = g.op("Add", [attention(g, config, linear, `${prefix}.attn2`, x, text, keyPaddingMask, onCrossAttention), x]);
 
-  const n2 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMlp, scaleMlp);
-  const ff = `${prefix}.ff.net`;
-  let h = linear(g, n2, `${ff}.0.proj`, { shape: [config.ffInnerDim, d] });
-  h = config.activationFn === "gelu-approximate" ? geluTanh(g, h) : g.op("Gelu", [h]);
-  h = linear(g, h, `${ff}.2`, { shape: [d, config.ffInnerDim] });
+  const h = cached("feedForward", () => {
+    const n2 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMlp, scaleMlp);
+    const ff = `${prefix}.ff.net`;
+    let y = linear(g, n2, `${ff}.0.proj`, { shape: [config.ffInnerDim, d] });
+    y = config.activationFn === "gelu-approximate" ? geluTanh(g, y) : g.op("Gelu", [y]);
+    return linear(g, y, `${ff}.2`, { shape: [d, config.ffInnerDim] });
+  });
   return g.op("Add", [g.op("Mul", [gateMlp, h]), x]);
+}
+
+/** One block's view of a ForaGraphCache. */
+interface BlockCache {
+  attention(compute: () => Value): Value;
+  feedForward(compute: () => Value): Value;
 }
 
 /** One block's keys and values for an attention, [B, L, inner dim] each. */
@@ -410,6 +431,9 @@ export class PixArtTransformer2DModel extends OrtModel {
    */
   private variant?: { key: string; session: Promise<ModelSession> };
   private readonly textCache = new TextKeysValuesCache();
+  /** FORA's cache (enableCache) and its two graph variants' sessions, made on first use. */
+  private stepCache?: ForaStepCache;
+  private foraSessions?: { save: Promise<ModelSession>; reuse: Promise<ModelSession> };
 
   private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ModelSession,
     /** The text graph; its session is made on the first forward (on the model's device then) and kept until release. */
@@ -448,7 +472,60 @@ export class PixArtTransformer2DModel extends OrtModel {
   }
 
   async forward(input: TransformerForwardInput): Promise<Tensor> {
-    return fromOrt((await this.run((await this.feeds(input)).feeds)).sample);
+    const { feeds } = await this.feeds(input);
+    if (this.stepCache) return this.forwardCached(this.stepCache, feeds);
+    return fromOrt((await this.run(feeds)).sample);
+  }
+
+  /**
+   * Turns on step caching (diffusers' `transformer.enable_cache(config)`): `{ method: "fora", interval: N }`, see
+   * pixart-transformer-2d-cache.ts. From then on forward() counts its calls: every N-th (from the first after
+   * enableCache or resetCache) is a full step that keeps each block's self-attention and feed-forward outputs,
+   * the others reuse them. The pipeline calls resetCache() at the start of every call. The images change (measured
+   * in docs/benchmarks.md, "Fast options"); cannot be combined with attention maps or the in-graph loop.
+   */
+  enableCache(config: TransformerCacheConfig): void {
+    const parsed = parseCacheConfig(config);
+    this.stepCache = new ForaStepCache(parsed, this.config.numLayers);
+  }
+
+  /** Back to exact steps (diffusers' `disable_cache()`); frees the cached outputs and the variants' sessions. */
+  async disableCache(): Promise<void> {
+    this.stepCache = undefined;
+    const fora = this.foraSessions;
+    this.foraSessions = undefined;
+    if (fora) await Promise.all([releaseMade(fora.save), releaseMade(fora.reuse)]);
+  }
+
+  /** The cache enableCache turned on, or undefined. */
+  get cacheConfig(): TransformerCacheConfig | undefined {
+    return this.stepCache?.config;
+  }
+
+  /** Makes the next forward() a full step and frees the cached outputs (no-op without a cache). */
+  resetCache(): void {
+    this.stepCache?.reset();
+  }
+
+  /** Bytes the step cache holds between steps (layers × 2 × batch × image tokens × inner dim float32s). */
+  get stepCacheBytes(): number {
+    return this.stepCache?.bytes ?? 0;
+  }
+
+  private async forwardCached(cache: ForaStepCache, feeds: Record<string, ort.Tensor>): Promise<Tensor> {
+    if (this.released) throw new ModelReleasedError(this.modelName);
+    const key = `${feeds.hidden_states.dims.join("x")}/${feeds.encoder_attention_mask.dims.join("x")}`;
+    const text = feeds[textKeyName(0)].data;
+    const reused = cache.next(key, text);
+    this.foraSessions ??= {
+      save: this.makeSession((linear) => buildPixArtTransformerGraph(this.config, this.graphSource.weights, { linear, text: "keys-values", cache: "save" })),
+      reuse: this.makeSession((linear) => buildPixArtTransformerGraph(this.config, this.graphSource.weights, { linear, text: "keys-values", cache: "reuse" })),
+    };
+    const fora = this.foraSessions;
+    if (reused) return fromOrt((await this.runCounted(await fora.reuse, { ...feeds, ...reused }, 1)).sample);
+    const out = await this.runCounted(await fora.save, feeds, 1);
+    cache.store(key, text, out);
+    return fromOrt(out.sample);
   }
 
   /**
@@ -457,6 +534,7 @@ export class PixArtTransformer2DModel extends OrtModel {
    * another set is asked for or the model is released); forward() keeps using the default graph.
    */
   async forwardWithCrossAttention(input: TransformerForwardInput, options: CrossAttentionForwardOptions): Promise<TransformerAttentionOutput> {
+    if (this.stepCache) throw new CacheOptionError("forwardWithCrossAttention", "the attention-map graph has no step cache; call disableCache() first");
     const layers = checkCrossAttentionLayers(options?.layers, this.config.numLayers);
     const batch = input.hiddenStates.dims[0];
     const rowStart = options.rowStart ?? 0;
@@ -494,15 +572,21 @@ export class PixArtTransformer2DModel extends OrtModel {
     if (this.released) throw new ModelReleasedError(this.modelName);
     if (this.variant?.key !== key) {
       const old = this.variant;
-      const session = this.graphSource.session;
-      // On the device the model is on now (to() may have moved it since it was loaded).
-      const variant = { key, session: OrtModel.createSession(build(session?.linear), { ...session, device: this.device }) };
+      const variant = { key, session: this.makeSession(build) };
       this.variant = variant;
       // A failed build is not cached: the next call tries again.
       variant.session.catch(() => { if (this.variant === variant) this.variant = undefined; });
       if (old) await releaseMade(old.session);
     }
     return this.variant.session;
+  }
+
+  /** A session for a graph variant over the same weights, on the device the model is on now (to() may have moved it). */
+  private makeSession(build: (linear: LinearFn | undefined) => BuiltModel): Promise<ModelSession> {
+    const session = this.graphSource.session;
+    const made = OrtModel.createSession(build(session?.linear), { ...session, device: this.device });
+    made.catch(() => { if (this.foraSessions && Object.values(this.foraSessions).includes(made)) this.foraSessions = undefined; });
+    return made;
   }
 
   /**
@@ -513,6 +597,7 @@ export class PixArtTransformer2DModel extends OrtModel {
    * GPU its weights are then resident twice until the model is released or moved).
    */
   async denoiseLoop(input: DenoiseLoopInput): Promise<{ latents: Tensor; modelOutput: Tensor }> {
+    if (this.stepCache) throw new CacheOptionError("denoiseLoop", "the in-graph denoising loop has no step cache; call disableCache() first");
     const { latents, guidanceScale, plan } = input;
     const guidance = guidanceScale !== null;
     const [batch, channels, h, w] = latents.dims;
@@ -548,6 +633,7 @@ export class PixArtTransformer2DModel extends OrtModel {
   /** Releases the step session, the text graph's and the variant's if they were made, and the cached keys/values. */
   override async release(): Promise<void> {
     this.textCache.clear();
+    this.stepCache?.reset();
     await super.release();
     await this.releaseOthers();
   }
@@ -555,10 +641,13 @@ export class PixArtTransformer2DModel extends OrtModel {
   private async releaseOthers(): Promise<void> {
     const variant = this.variant;
     const text = this.text.session;
+    const fora = this.foraSessions;
     this.variant = undefined;
     this.text.session = undefined;
+    this.foraSessions = undefined;
     if (text) await releaseMade(text);
     if (variant) await releaseMade(variant.session);
+    if (fora) await Promise.all([releaseMade(fora.save), releaseMade(fora.reuse)]);
   }
 
   private textSession(): Promise<ModelSession> {

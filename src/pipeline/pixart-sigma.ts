@@ -510,7 +510,13 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
     const denoiseLabel = `denoise (${timesteps.length} steps)`;
     const run: PartialRun = { stepsRun: 0, numInferenceSteps: timesteps.length, timesteps: [...timesteps], latents, finished: false };
     this.lastRun = run;
+    if (transformer.cacheConfig && (recorder || options.stepsPerRun !== undefined)) {
+      throw new PipelineArgumentError(recorder ? "attention" : "stepsPerRun",
+        `cannot be combined with the transformer's step cache (${transformer.cacheConfig.method}); call pipe.transformer.disableCache() first`);
+    }
     const inGraph = options.stepsPerRun === undefined ? undefined : this.inGraphScheduler(timesteps.length, recorder);
+    // Every call starts with a full step (a cache from an earlier call is of other latents).
+    transformer.resetCache();
     latents = await progress.stage("denoise", denoiseLabel, { component: "transformer", totalSteps: timesteps.length }, () => this.stage(denoiseLabel, "transformer", async () => {
       if (inGraph) {
         const loop = { transformer, scheduler: inGraph, embeds, mask, guidanceScale: doCfg ? guidanceScale : null, run, progress, signal };
