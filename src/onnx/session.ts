@@ -5,6 +5,7 @@
  */
 import { threadId } from "worker_threads";
 import * as ort from "onnxruntime-node";
+import { needsX64QuantPrecision } from "./cpu-features";
 import type { BuiltModel } from "./graph";
 import { assertCuda, deviceOfProviders, executionProvidersFor, GpuUnavailableError, parseDevice, type Device } from "./device";
 
@@ -95,10 +96,9 @@ export async function createSession(model: SessionModel, config: SessionConfig =
   const session: Record<string, string> = {};
   if (model.externalDataFolder) session["model_external_initializers_file_folder_path"] = model.externalDataFolder;
   if (!config.prepack) session["disable_prepacking"] = "1";
-  // On x64 CPUs without VNNI, MLAS's u8×s8 kernels add pairs of products in int16 with saturation, so int8
-  // matmuls (DynamicQuantizeMatMul) can be far off. "1" selects the exact u8×u8 path there; it changes
-  // nothing on VNNI CPUs nor for float graphs.
-  session["x64quantprecision"] = "1";
+  // Exact int8 matmuls (DynamicQuantizeMatMul) on x64 CPUs without VNNI; on VNNI CPUs the option would only slow
+  // them (cpu-features.ts). It changes nothing for float graphs.
+  if (needsX64QuantPrecision()) session["x64quantprecision"] = "1";
   const extra: Record<string, Record<string, string>> = { session };
   // Folding Cast(16-bit weight) would materialize an fp32 copy of each weight at load.
   if (model.hasCastWeights) extra["optimization"] = { disable_specified_optimizers: "ConstantFolding" };
