@@ -4,8 +4,9 @@
  *
  * Make the checkpoint first (2.4 GB, random weights, never committed):
  *   .venv/bin/python tools/reference/make_fullsize.py /tmp/pixart-full --components transformer
- * Run: npm run build && node --expose-gc dist/bench/transformer-load.js [/tmp/pixart-full/transformer] [--run]
- * With --run it also runs one denoising call (CFG batch 2) at 256 px and reports its time and memory.
+ * Run: npm run build && node --expose-gc dist/bench/transformer-load.js [/tmp/pixart-full/transformer] [--run] [--prepack]
+ * With --run it also runs one denoising call (CFG batch 2) at 256 px and reports its time and memory. With
+ * --prepack the sessions prepack the MatMul weights (SessionConfig.prepack): an anonymous copy instead of mapped pages.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -35,7 +36,8 @@ async function main(): Promise<void> {
   const buildMs = performance.now() - t;
   const m1 = processMemory();
   t = performance.now();
-  const session = await createSession(built);
+  const prepack = process.argv.includes("--prepack");
+  const session = await createSession(built, { prepack });
   const createMs = performance.now() - t;
   global.gc?.();
   const m2 = processMemory();
@@ -50,13 +52,13 @@ async function main(): Promise<void> {
   // The way the pipeline loads it: config + weights + graph + a session in its own worker thread.
   const m3 = processMemory();
   t = performance.now();
-  const viaWorker = await PixArtTransformer2DModel.fromPretrained(dir);
+  const viaWorker = await PixArtTransformer2DModel.fromPretrained(dir, { prepack });
   const workerMs = performance.now() - t;
   console.log(`fromPretrained (worker thread): ${workerMs.toFixed(0)} ms, ${delta(processMemory(), m3)}`);
   await viaWorker.release();
 
   if (process.argv.includes("--run")) {
-    const model = await PixArtTransformer2DModel.fromPretrained(dir);
+    const model = await PixArtTransformer2DModel.fromPretrained(dir, { prepack });
     const [b, h, w, len] = [2, 32, 32, 300];
     const mask = new BigInt64Array(b * len);
     mask.fill(1n, 0, 10);
