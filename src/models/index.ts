@@ -8,6 +8,8 @@ export type {
   CrossAttentionForwardOptions, DenoiseLoopInput, PixArtGraphOptions, PixArtTransformer2DConfig, TransformerAttentionOutput, TransformerForwardInput,
 } from "./pixart-transformer-2d";
 export type { LinearStepPlan } from "./pixart-denoise-loop";
+export { CacheOptionError } from "./pixart-transformer-2d-cache";
+export type { ForaCacheConfig, TransformerCacheConfig } from "./pixart-transformer-2d-cache";
 export { AutoencoderKL, LatentShapeError, TilingOptionError, parseAutoencoderKLConfig } from "./autoencoder-kl";
 export type { AutoencoderKLConfig, DecodeOptions as VaeDecodeOptions, TilingOptions as VaeTilingOptions } from "./autoencoder-kl";
 export { QUANTIZE_METHODS, QuantizeOptionError, QuantizeDtypeError, NonFiniteRowError, NonFiniteWeightError } from "./quantize";

@@ -19,7 +19,6 @@
  * = 528 MB at 512 px, 2.1 GB at 1024 px).
  */
 import type { GraphBuilder, Value } from "../onnx/graph";
-import type * as ort from "onnxruntime-node";
 
 /**
  * FORA's options, passed to `PixArtTransformer2DModel.enableCache` (diffusers' `transformer.enable_cache(config)`
@@ -98,9 +97,9 @@ export class ForaGraphCache {
  * one when its index (0-based, since reset()) is a multiple of the interval, or when what is cached does not fit
  * this step (another batch, image size or prompt), which also restarts the count.
  */
-export class ForaStepCache {
+export class ForaStepCache<T extends { readonly data: unknown }> {
   private step = 0;
-  private entry?: { key: string; text: object; outputs: Record<string, ort.Tensor> };
+  private entry?: { key: string; text: object; outputs: Record<string, T> };
 
   constructor(readonly config: ForaCacheConfig, private readonly layers: number) {}
 
@@ -108,7 +107,7 @@ export class ForaStepCache {
    * The cached outputs to feed this step, or undefined for a full step. Advances the step count. `key` names the
    * step's shapes, `text` is the prompt's keys and values (the same object while the prompt is the same).
    */
-  next(key: string, text: object): Record<string, ort.Tensor> | undefined {
+  next(key: string, text: object): Record<string, T> | undefined {
     if (this.entry?.key !== key || this.entry.text !== text) {
       this.entry = undefined;
       this.step = 0;
@@ -119,8 +118,8 @@ export class ForaStepCache {
   }
 
   /** Keeps a full step's save-variant outputs (those named foraAttentionName / foraFeedForwardName). */
-  store(key: string, text: object, outputs: Readonly<Record<string, ort.Tensor>>): void {
-    const kept: Record<string, ort.Tensor> = {};
+  store(key: string, text: object, outputs: Readonly<Record<string, T>>): void {
+    const kept: Record<string, T> = {};
     for (let i = 0; i < this.layers; i++) {
       for (const name of [foraAttentionName(i), foraFeedForwardName(i)]) kept[name] = outputs[name];
     }
@@ -136,6 +135,6 @@ export class ForaStepCache {
   /** Bytes held between steps. */
   get bytes(): number {
     if (!this.entry) return 0;
-    return Object.values(this.entry.outputs).reduce((n, t) => n + (t.data as Float32Array).byteLength, 0);
+    return Object.values(this.entry.outputs).reduce((n, t) => n + (t.data as ArrayBufferView).byteLength, 0);
   }
 }

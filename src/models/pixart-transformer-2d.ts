@@ -432,7 +432,7 @@ export class PixArtTransformer2DModel extends OrtModel {
   private variant?: { key: string; session: Promise<ModelSession> };
   private readonly textCache = new TextKeysValuesCache();
   /** FORA's cache (enableCache) and its two graph variants' sessions, made on first use. */
-  private stepCache?: ForaStepCache;
+  private stepCache?: ForaStepCache<ort.Tensor>;
   private foraSessions?: { save: Promise<ModelSession>; reuse: Promise<ModelSession> };
 
   private constructor(readonly config: PixArtTransformer2DConfig, built: BuiltModel, session: ModelSession,
@@ -486,7 +486,7 @@ export class PixArtTransformer2DModel extends OrtModel {
    */
   enableCache(config: TransformerCacheConfig): void {
     const parsed = parseCacheConfig(config);
-    this.stepCache = new ForaStepCache(parsed, this.config.numLayers);
+    this.stepCache = new ForaStepCache<ort.Tensor>(parsed, this.config.numLayers);
   }
 
   /** Back to exact steps (diffusers' `disable_cache()`); frees the cached outputs and the variants' sessions. */
@@ -512,7 +512,7 @@ export class PixArtTransformer2DModel extends OrtModel {
     return this.stepCache?.bytes ?? 0;
   }
 
-  private async forwardCached(cache: ForaStepCache, feeds: Record<string, ort.Tensor>): Promise<Tensor> {
+  private async forwardCached(cache: ForaStepCache<ort.Tensor>, feeds: Record<string, ort.Tensor>): Promise<Tensor> {
     if (this.released) throw new ModelReleasedError(this.modelName);
     const key = `${feeds.hidden_states.dims.join("x")}/${feeds.encoder_attention_mask.dims.join("x")}`;
     const text = feeds[textKeyName(0)].data;
