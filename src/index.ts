@@ -39,6 +39,7 @@ export * from "./memory";
 export { resolveModelPath } from "./io/hub-cache";
 export * from "./io/errors";
 export { WeightsFileChangedError } from "./io/file-guard";
+export type { WeightCheckOptions } from "./io/weight-scan";
 export { DisplayError, CommError } from "./display/display";
 export { InterruptedError } from "./display/interrupt";
 export { EncodedArrayError } from "./display/arrays";

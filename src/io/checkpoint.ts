@@ -14,6 +14,7 @@ import { JsonObject, isJsonObject, jsonTypeName, readJsonObject } from "./json";
 import { WrittenPathContext, checkResolvesInside, containmentRoot, resolveWrittenPath } from "./paths";
 import { SafetensorsFile, openSafetensors } from "./safetensors";
 import type { TensorInfo, WeightSource } from "./types";
+import type { WeightCheckOptions } from "./weight-scan";
 
 export const MODEL_INDEX = "model_index.json";
 
@@ -72,7 +73,7 @@ export async function openPipelineFolder(dir: string): Promise<PipelineFolder> {
   return { dir, file, root, className, diffusersVersion: typeof version === "string" ? version : undefined, components, config };
 }
 
-export interface WeightOptions {
+export interface WeightOptions extends WeightCheckOptions {
   /** Load `<name>.<variant>.safetensors` (e.g. "fp16") instead of the default files. */
   variant?: string;
   /** Accept symlinks that resolve outside the checkpoint root (folders assembled by hand). */

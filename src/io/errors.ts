@@ -71,6 +71,23 @@ export interface ConfigLocation extends ErrorLocation {
   column?: number;
 }
 
+/**
+ * A float weight holds NaN or ±Inf: found by the load-time scan (`index`, `value`: the first such element) or by
+ * the quantizer (`row`: the row it could not quantize).
+ */
+export class NonFiniteWeightError extends CheckpointError {
+  override name = "NonFiniteWeightError";
+  declare readonly index?: number;
+  declare readonly value?: number;
+  declare readonly row?: number;
+  constructor(file: string, tensor: string, problem: string, at: { index?: number; value?: number; row?: number } = {}) {
+    super(file, problem, { tensor });
+    if (at.index !== undefined) this.index = at.index;
+    if (at.value !== undefined) this.value = at.value;
+    if (at.row !== undefined) this.row = at.row;
+  }
+}
+
 /** A config file (config.json, model_index.json, an index file) is missing, malformed or has a bad value. */
 export class ConfigError extends CheckpointError {
   override name = "ConfigError";

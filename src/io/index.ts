@@ -11,4 +11,5 @@ export {
   CheckpointWeights, Component, ComponentOptions, ComponentSpec, MODEL_INDEX, PipelineFolder, WeightOptions,
   openComponent, openPipelineFolder, openWeights, requireTensors, weightFileCandidates, withAliases,
 } from "./checkpoint";
+export { WeightCheckOptions, WeightScanResult, checkFiniteWeights } from "./weight-scan";
 export { HubCacheOptions, hubCacheDir, isRepoId, repoFolderName, resolveModelPath, snapshotPath, validateRepoId } from "./hub-cache";

@@ -12,6 +12,7 @@ import { concatShape, conv2d, dim, groupNorm, linear, multiHeadAttention, reshap
 import type { ModelSession, SessionConfig } from "../onnx/session";
 import { openWeights, withAliases, type WeightOptions } from "../io/checkpoint";
 import { readJsonObject } from "../io/json";
+import type { WeightCheckOptions } from "../io/weight-scan";
 import { ConfigReader, type RawConfig } from "./config-fields";
 import { OrtModel, fromOrt, toOrt, type Tensor } from "./model";
 import { tileGeometry, tiledDecode, type TileGeometry } from "./autoencoder-kl-tiling";
@@ -283,8 +284,9 @@ export class AutoencoderKL extends OrtModel {
   }
 
   /** Builds the decoder over already-indexed weights. */
-  static async fromWeights(config: AutoencoderKLConfig, weights: WeightSource, session?: SessionConfig): Promise<AutoencoderKL> {
+  static async fromWeights(config: AutoencoderKLConfig, weights: WeightSource, session?: SessionConfig & WeightCheckOptions): Promise<AutoencoderKL> {
     const built = buildAutoencoderKLGraph(config, weights);
+    await OrtModel.checkWeights([built], session);
     return new AutoencoderKL(config, built, await OrtModel.createSession(built, session));
   }
 

@@ -12,6 +12,7 @@ import { WorkerSession } from "../onnx/worker-session";
 import { formatBytes } from "../memory/probes";
 import { configPairs, inspectCustom, wrapPairs } from "../runtime/face";
 import { checkUnchanged, fingerprintFiles, type FileFingerprint } from "../io/file-guard";
+import { checkFiniteWeights, type WeightCheckOptions } from "../io/weight-scan";
 
 /** The weight files of each session as they were when it was made (checked before every run). */
 const sessionFiles = new WeakMap<ModelSession, readonly FileFingerprint[]>();
@@ -84,6 +85,17 @@ export abstract class OrtModel {
     sessionFiles.set(session, files);
     sessionConfigs.set(session, pickSessionConfig(config));
     return session;
+  }
+
+  /**
+   * The load-time check of the float weights that `graphs` map (io/weight-scan.ts): a NaN or ±Inf weight is a
+   * NonFiniteWeightError naming the file and tensor, before any session maps the files. Skipped with
+   * `checkWeights: false`.
+   * @internal
+   */
+  protected static async checkWeights(graphs: readonly BuiltModel[], opts: WeightCheckOptions | undefined): Promise<void> {
+    if (opts?.checkWeights === false) return;
+    await checkFiniteWeights(graphs.flatMap((g) => g.weightTensors));
   }
 
   /** The short face: class, device, weights by dtype, key config (util.inspect and notebooks). */

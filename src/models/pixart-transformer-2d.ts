@@ -10,6 +10,7 @@
 import * as path from "path";
 import { openWeights, type WeightOptions } from "../io/checkpoint";
 import { readJsonObject } from "../io/json";
+import type { WeightCheckOptions } from "../io/weight-scan";
 import type { WeightSource } from "../io/types";
 import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
 import { chunk, concatShape, dim, geluTanh, layerNorm, linear as fp32Linear, multiHeadAttention, reshape, silu, transpose } from "../onnx/ops";
@@ -458,11 +459,13 @@ export class PixArtTransformer2DModel extends OrtModel {
   }
 
   static async fromWeights(
-    config: PixArtTransformer2DConfig, weights: WeightSource, session?: SessionConfig & PixArtGraphOptions,
+    config: PixArtTransformer2DConfig, weights: WeightSource, session?: SessionConfig & PixArtGraphOptions & WeightCheckOptions,
   ): Promise<PixArtTransformer2DModel> {
     const linear = session?.linear;
     const built = buildPixArtTransformerGraph(config, weights, { linear, text: "keys-values" });
     const text = buildPixArtTextGraph(config, weights, { linear });
+    // Both graphs: the text graph's session is made only at the first forward, but its weights are checked now.
+    await OrtModel.checkWeights([built, text], session);
     // The memory arena by default: a denoising loop runs the same shapes step after step, and without the arena
     // each step maps and page-faults its activations afresh (measured at 512 px: ~15,000 page faults and ~70 ms of
     // system time per block and step, none with the arena). The arena keeps one step's activations until release().

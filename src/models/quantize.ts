@@ -13,7 +13,7 @@
  *
  * Both bound the per-element error by half a step: |w − ŵ| ≤ scale / 2 (see the unit tests).
  */
-import { CheckpointError } from "../io/errors";
+import { CheckpointError, NonFiniteWeightError } from "../io/errors";
 import type { DType } from "../io/types";
 import { GraphBuilder, type Value } from "../onnx/graph";
 import { linear as fp32Linear } from "../onnx/ops";
@@ -227,13 +227,8 @@ export class NonFiniteRowError extends Error {
   }
 }
 
-/** A weight chosen for quantization holds inf or NaN. */
-export class NonFiniteWeightError extends CheckpointError {
-  override name = "NonFiniteWeightError";
-  constructor(file: string, tensor: string, readonly row: number) {
-    super(file, `cannot quantize: row ${row} holds an infinite or NaN value`, { tensor });
-  }
-}
+/** A weight chosen for quantization holds inf or NaN (defined in io/errors.ts, where the load-time scan throws it too). */
+export { NonFiniteWeightError };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tensors in the quantized file and the graph side.

@@ -255,7 +255,9 @@ async function forEachRowChunk(
       try {
         fn(chunk, row);
       } catch (e) {
-        if (e instanceof NonFiniteRowError) throw new NonFiniteWeightError(info.file, info.name, e.row);
+        if (e instanceof NonFiniteRowError) {
+          throw new NonFiniteWeightError(info.file, info.name, `cannot quantize: row ${e.row} holds an infinite or NaN value`, { row: e.row });
+        }
         throw e;
       }
     }

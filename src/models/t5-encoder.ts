@@ -9,6 +9,7 @@ import * as path from "path";
 import * as ort from "onnxruntime-node";
 import { openWeights, withAliases, type WeightOptions } from "../io/checkpoint";
 import { readJsonObject } from "../io/json";
+import type { WeightCheckOptions } from "../io/weight-scan";
 import type { WeightSource } from "../io/types";
 import { GraphBuilder, float, type BuiltModel, type Value } from "../onnx/graph";
 import { geluTanh, linear, multiHeadAttention, silu } from "../onnx/ops";
@@ -268,8 +269,9 @@ export class T5EncoderModel extends OrtModel {
     return model;
   }
 
-  static async fromWeights(config: T5Config, weights: WeightSource, opts: SessionConfig & T5GraphOptions = {}): Promise<T5EncoderModel> {
+  static async fromWeights(config: T5Config, weights: WeightSource, opts: SessionConfig & T5GraphOptions & WeightCheckOptions = {}): Promise<T5EncoderModel> {
     const built = buildT5EncoderGraph(config, weights, opts);
+    await OrtModel.checkWeights([built], opts);
     return new T5EncoderModel(config, built, await OrtModel.createSession(built, opts));
   }
 

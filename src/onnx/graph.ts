@@ -68,6 +68,8 @@ export interface BuiltModel {
   weightFiles: string[];
   /** For each of those files, the end of its last tensor used here (the size it must have). */
   weightFileEnds: Record<string, number>;
+  /** The checkpoint tensors the graph maps (for the load-time scan of their values). */
+  weightTensors: TensorInfo[];
 }
 
 interface ExternalRef {
@@ -229,6 +231,7 @@ export class GraphBuilder {
       weightBytes,
       weightFiles: [...new Set([...this.shared.external.values()].map((r) => r.info.file))],
       weightFileEnds: this.weightFileEnds(),
+      weightTensors: [...this.shared.external.values()].map((r) => r.info),
     };
   }
 

@@ -3,10 +3,17 @@
  * no prepacking (MLAS would copy every MatMul weight into anonymous memory), no CPU arena unless asked for
  * (activations are returned to the OS after each run), weights read from the checkpoint folder.
  */
+import { constants as bufferConstants } from "buffer";
+import { promises as fsp } from "fs";
+import * as path from "path";
 import { threadId } from "worker_threads";
 import * as ort from "onnxruntime-node";
 import { needsX64QuantPrecision } from "./cpu-features";
 import type { BuiltModel } from "./graph";
+import { CheckpointError } from "../io/errors";
+import { WeightsFileChangedError } from "../io/file-guard";
+
+const BUFFER_MAX_LENGTH = bufferConstants.MAX_LENGTH;
 import { assertCuda, deviceOfProviders, executionProvidersFor, GpuUnavailableError, parseDevice, type Device } from "./device";
 
 /** An onnxruntime execution provider: its name, or its name with provider options. */
@@ -53,12 +60,22 @@ export interface SessionConfig {
    * `<prefix>.<thread>.<n>_<date>.json` when the session is released. For benchmarks (bench/transformer-profile.ts).
    */
   profile?: string;
+  /**
+   * Read the weight files into onnxruntime's own memory when the session is made, instead of mapping them (default
+   * false). A checkpoint file truncated under a mapped session kills the process with SIGBUS at the next read of a
+   * vanished page, which no JavaScript can catch; file-guard catches a change before each run, but not one made
+   * during a run. With copied weights nothing done to the files afterwards can reach the session. Costs a read of
+   * each whole file at load and anonymous memory for the weights, no longer shared with the page cache or other
+   * processes; a file briefly sits in this process's memory twice while the session is made (measured in
+   * docs/architecture.md). Each file must be under 4 GiB (Node's Buffer limit).
+   */
+  copyWeights?: boolean;
 }
 
 /** Every SessionConfig field: typed as a full record so that a new field fails to compile until listed. */
 const SESSION_CONFIG_FIELDS: Record<keyof SessionConfig, true> = {
   intraOpNumThreads: true, prepack: true, logSeverityLevel: true, device: true, executionProviders: true, inProcess: true,
-  graphOptimizationLevel: true, memoryArena: true, enableMemPattern: true, profile: true,
+  graphOptimizationLevel: true, memoryArena: true, enableMemPattern: true, profile: true, copyWeights: true,
 };
 
 /**
@@ -87,14 +104,15 @@ export interface ModelSession {
 }
 
 /** The parts of a built graph a session is made from (all of them plain data, so they can go to a worker). @internal */
-export type SessionModel = Pick<BuiltModel, "bytes" | "externalDataFolder" | "hasCastWeights">;
+export type SessionModel = Pick<BuiltModel, "bytes" | "externalDataFolder" | "hasCastWeights" | "weightFiles">;
 
 let profiledSessions = 0;
 
 /** @internal */
 export async function createSession(model: SessionModel, config: SessionConfig = {}): Promise<ort.InferenceSession> {
   const session: Record<string, string> = {};
-  if (model.externalDataFolder) session["model_external_initializers_file_folder_path"] = model.externalDataFolder;
+  const copied = config.copyWeights && model.externalDataFolder ? await readWeightFiles(model.externalDataFolder, model.weightFiles) : undefined;
+  if (model.externalDataFolder && !copied) session["model_external_initializers_file_folder_path"] = model.externalDataFolder;
   if (!config.prepack) session["disable_prepacking"] = "1";
   // Exact int8 matmuls (DynamicQuantizeMatMul) on x64 CPUs without VNNI; on VNNI CPUs the option would only slow
   // them (cpu-features.ts). It changes nothing for float graphs.
@@ -109,6 +127,9 @@ export async function createSession(model: SessionModel, config: SessionConfig =
     executionProviders: sessionProviders(config),
     extra,
   };
+  // onnxruntime copies these into its own memory (checked: overwriting the buffers after the session is made changes
+  // no output), so they are garbage once the session exists.
+  if (copied) options.externalData = copied;
   // The binding rejects an explicit `undefined`.
   if (config.intraOpNumThreads !== undefined) options.intraOpNumThreads = config.intraOpNumThreads;
   if (config.enableMemPattern !== undefined) options.enableMemPattern = config.enableMemPattern;
@@ -129,6 +150,34 @@ export async function createSession(model: SessionModel, config: SessionConfig =
     }
     throw e;
   }
+}
+
+/**
+ * Each weight file read whole, named by its external-data location (relative to `folder`, as in the graph), for
+ * `SessionOptions.externalData`. Read in chunks: one fs read is limited to 2 GiB.
+ */
+async function readWeightFiles(folder: string, files: readonly string[]): Promise<{ path: string; data: Uint8Array }[]> {
+  const out: { path: string; data: Uint8Array }[] = [];
+  for (const file of files) {
+    const handle = await fsp.open(file, "r");
+    try {
+      const { size } = await handle.stat();
+      if (size > BUFFER_MAX_LENGTH) {
+        throw new CheckpointError(file, `is ${size} bytes; copyWeights reads each file whole, which Node limits to ${BUFFER_MAX_LENGTH} bytes ` +
+          "(load it mapped, without copyWeights)");
+      }
+      const data = Buffer.allocUnsafeSlow(size);
+      for (let done = 0; done < size;) {
+        const { bytesRead } = await handle.read(data, done, Math.min(1 << 30, size - done), done);
+        if (bytesRead === 0) throw new WeightsFileChangedError(file, `ended at byte ${done} of ${size} while it was read (truncated meanwhile?)`);
+        done += bytesRead;
+      }
+      out.push({ path: path.relative(folder, file), data });
+    } finally {
+      await handle.close();
+    }
+  }
+  return out;
 }
 
 /** The execution providers of a config: from `device` when given, else `executionProviders`, else the CPU. @internal */

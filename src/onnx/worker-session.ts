@@ -153,7 +153,7 @@ export class WorkerSession implements ModelSession {
     }
     const bytes = ownCopy(model.bytes);
     const workerData: SessionWorkerData = {
-      model: { bytes, externalDataFolder: model.externalDataFolder, hasCastWeights: model.hasCastWeights },
+      model: { bytes, externalDataFolder: model.externalDataFolder, hasCastWeights: model.hasCastWeights, weightFiles: model.weightFiles },
       config: pickSessionConfig(config),
     };
     const conn = new Connection(new Worker(WORKER_SCRIPT, { workerData, transferList: [bytes.buffer as ArrayBuffer] }));

@@ -7,6 +7,7 @@
 import * as path from "path";
 import { openPipelineFolder, type PipelineFolder } from "../io/checkpoint";
 import { resolveModelPath } from "../io/hub-cache";
+import type { WeightCheckOptions } from "../io/weight-scan";
 import type { Tensor } from "../models/model";
 import { AutoencoderKL } from "../models/autoencoder-kl";
 import { PixArtTransformer2DModel } from "../models/pixart-transformer-2d";
@@ -54,11 +55,18 @@ export interface FromPretrainedOptions {
    */
   tokenizer?: T5Tokenizer | null;
   textEncoder?: T5EncoderModel | null | T5EncoderLoadOptions;
-  transformer?: PixArtTransformer2DModel | null | SessionConfig;
-  vae?: AutoencoderKL | null | SessionConfig;
+  transformer?: PixArtTransformer2DModel | null | (SessionConfig & WeightCheckOptions);
+  vae?: AutoencoderKL | null | (SessionConfig & WeightCheckOptions);
   scheduler?: Scheduler;
   /** onnxruntime options for the sessions created here. */
   session?: SessionConfig;
+  /**
+   * Scan each model's float weights for NaN and ±Inf as it is loaded (default true; here and in later
+   * `pipe.load()` calls, unless a component's options say otherwise): a NonFiniteWeightError names the file
+   * and tensor. false skips the scan (it reads every weight byte once; docs/architecture.md has its cost), and
+   * a non-finite weight is then caught only as a NonFiniteTensorError at the first stage it reaches.
+   */
+  checkWeights?: boolean;
   /**
    * Where the models run: "cpu" (default), "cuda" or "cuda:N" (needs `npm run gpu:install`, docs/gpu.md). Per
    * component options (e.g. `transformer: { device: "cuda" }`) override it; `pipe.to(device, name)` moves one later.
@@ -262,7 +270,7 @@ interface Models extends Record<ModelName, T5EncoderModel | PixArtTransformer2DM
 }
 
 /** Load options kept per model for `load()`. */
-export type LoadOptions = Partial<Record<ModelName, SessionConfig | T5EncoderLoadOptions>>;
+export type LoadOptions = Partial<Record<ModelName, (SessionConfig & WeightCheckOptions) | T5EncoderLoadOptions>>;
 
 export class PixArtSigmaPipeline extends ComponentHost<Models> {
   tokenizer: T5Tokenizer | null;
@@ -272,6 +280,8 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
   /** Progress for calls that do not pass their own `progress` option (see FromPretrainedOptions.progress). */
   progress?: ProgressOption;
   private readonly runs = new RunLock();
+  /** fromPretrained's checkWeights, for every later load() too. */
+  private weightCheck: WeightCheckOptions = {};
 
   constructor(components: { tokenizer: T5Tokenizer | null; textEncoder: T5EncoderModel | null; transformer: PixArtTransformer2DModel | null;
     vae: AutoencoderKL | null; scheduler: Scheduler }, readonly source?: PipelineFolder, readonly sessionConfig: SessionConfig = {},
@@ -314,23 +324,30 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       scheduler: options.scheduler ?? (await loadScheduler(path.join(dir, "scheduler"))),
     }, folder, options.device === undefined ? options.session : { ...options.session, device: options.device }, loadOptions);
     if (options.progress !== undefined) pipe.progress = options.progress;
-    await ProgressEmitter.run("fromPretrained", options.progress, async (progress) => {
-      if (options.tokenizer === undefined && folder.components.has("tokenizer")) await pipe.loadComponent("tokenizer", undefined, progress);
-      for (const name of ["textEncoder", "transformer", "vae"] as const) {
-        const v = options[name];
-        const wanted = v === undefined || (v !== null && loadOptions[name] !== undefined);
-        if (wanted && folder.components.has(COMPONENT_FOLDERS[name])) await pipe.loadComponent(name, undefined, progress);
-      }
-    });
+    if (options.checkWeights !== undefined) pipe.weightCheck = { checkWeights: options.checkWeights };
+    try {
+      await ProgressEmitter.run("fromPretrained", options.progress, async (progress) => {
+        if (options.tokenizer === undefined && folder.components.has("tokenizer")) await pipe.loadComponent("tokenizer", undefined, progress);
+        for (const name of ["textEncoder", "transformer", "vae"] as const) {
+          const v = options[name];
+          const wanted = v === undefined || (v !== null && loadOptions[name] !== undefined);
+          if (wanted && folder.components.has(COMPONENT_FOLDERS[name])) await pipe.loadComponent(name, undefined, progress);
+        }
+      });
+    } catch (e) {
+      // The components loaded before the one that failed: release their sessions now, not when V8 collects them.
+      await pipe.dispose().catch(() => undefined);
+      throw e;
+    }
     return pipe;
   }
 
   /** Loads one component from the pipeline folder (after it was left out or removed). */
-  async load(name: ModelName | "tokenizer", options?: SessionConfig | T5EncoderLoadOptions, call: ProgressCallOptions = {}): Promise<void> {
+  async load(name: ModelName | "tokenizer", options?: (SessionConfig & WeightCheckOptions) | T5EncoderLoadOptions, call: ProgressCallOptions = {}): Promise<void> {
     await ProgressEmitter.run("load", call.progress ?? this.progress, (progress) => this.loadComponent(name, options, progress));
   }
 
-  private async loadComponent(name: ModelName | "tokenizer", options: SessionConfig | T5EncoderLoadOptions | undefined, progress: ProgressEmitter): Promise<void> {
+  private async loadComponent(name: ModelName | "tokenizer", options: (SessionConfig & WeightCheckOptions) | T5EncoderLoadOptions | undefined, progress: ProgressEmitter): Promise<void> {
     if (!this.source) throw new PipelineArgumentError("name", `this pipeline was not made by fromPretrained, so there is no folder to load "${name}" from`);
     if (!["tokenizer", ...MODEL_NAMES].includes(name)) {
       throw new PipelineArgumentError("name", `expected "tokenizer", "textEncoder", "transformer" or "vae", got ${JSON.stringify(name)}`);
@@ -341,7 +358,7 @@ export class PixArtSigmaPipeline extends ComponentHost<Models> {
       return;
     }
     if (this.models[name]) throw new PipelineArgumentError("name", `pipe.${name} is already loaded; remove it first (delete pipe.${name})`);
-    const opts = { ...this.sessionConfig, ...(options ?? this.loadOptions[name] ?? {}) };
+    const opts = { ...this.sessionConfig, ...this.weightCheck, ...(options ?? this.loadOptions[name] ?? {}) };
     const gpuBefore = this.gpuReading(deviceOfProviders(sessionProviders(opts)).kind === "cuda");
     await progress.stage("load", `load ${name}`, { component: name }, async () => {
       if (name === "textEncoder") this.models.textEncoder = await T5EncoderModel.fromPretrained(dir, opts);

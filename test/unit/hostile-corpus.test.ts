@@ -8,14 +8,15 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { CheckpointError, ConfigError, PathEscapeError, SafetensorsFormatError } from "../../src/io/errors";
+import { CheckpointError, ConfigError, NonFiniteWeightError, PathEscapeError, SafetensorsFormatError } from "../../src/io/errors";
 import { fingerprintFiles, checkUnchanged, WeightsFileChangedError } from "../../src/io/file-guard";
 import { parsePythonJson } from "../../src/io/json";
 import { openWeights } from "../../src/io/checkpoint";
 import { openSafetensors, parseSafetensorsHeader } from "../../src/io/safetensors";
-import { parseAutoencoderKLConfig } from "../../src/models/autoencoder-kl";
-import { parsePixArtTransformerConfig } from "../../src/models/pixart-transformer-2d";
-import { parseT5Config } from "../../src/models/t5-encoder";
+import { checkFiniteWeights } from "../../src/io/weight-scan";
+import { AutoencoderKL, parseAutoencoderKLConfig } from "../../src/models/autoencoder-kl";
+import { PixArtTransformer2DModel, parsePixArtTransformerConfig } from "../../src/models/pixart-transformer-2d";
+import { T5EncoderModel, parseT5Config } from "../../src/models/t5-encoder";
 import { NonFiniteTensorError, PipelineArgumentError, PixArtSigmaPipeline } from "../../src/pipeline/pixart-sigma";
 import { checkFinite } from "../../src/pipeline/validate";
 import { TokenizerFileError } from "../../src/tokenizer/errors";
@@ -132,6 +133,13 @@ describe("hostile corpus: safetensors files", () => {
     fs.truncateSync(file, size - 8);
     assert.throws(() => fingerprintFiles({ [file]: size }), (e: unknown) => check(e, WeightsFileChangedError, { file }));
   });
+  it("a file truncated after it was validated (before the weight scan reads it)", async () => {
+    const file = path.join(dir, "scan-truncated.safetensors");
+    writeRawSafetensors(file, { a: f32([4], [0, 16]), b: f32([4], [16, 32]) }, new Uint8Array(32));
+    const st = await openSafetensors(file);
+    fs.truncateSync(file, fs.statSync(file).size - 8);
+    await assert.rejects(checkFiniteWeights(st.tensors.values()), (e: unknown) => check(e, WeightsFileChangedError, { file: st.realPath, message: /tensor "b"/ }));
+  });
   for (const change of ["truncated", "rewritten", "replaced", "deleted"] as const) {
     it(`a mapped file ${change} under a loaded model`, () => {
       const file = path.join(dir, `mapped-${change}.safetensors`);
@@ -157,6 +165,76 @@ function copyTiny(dir: string): string {
   fs.cpSync(path.join(fixturesDir, "tiny-square", "pipeline"), out, { recursive: true });
   return out;
 }
+
+describe("hostile corpus: a weights file truncated between denoising steps", function () {
+  this.timeout(300_000);
+  let dir: string;
+  before(() => { dir = makeTempDir("pixart-corpus-trunc-"); });
+  after(() => removeTempDir(dir));
+
+  // In a child process: reading a page of a truncated mapping is SIGBUS, which would kill the test runner itself.
+  // The file is truncated in the callback after step 0 (step by step), or after the first run of 2 steps
+  // (stepsPerRun: 2); the next run must refuse with WeightsFileChangedError, and the process must live on.
+  for (const [name, extra] of [["one run per step", {}], ["stepsPerRun: 2", { stepsPerRun: 2 }]] as const) {
+    it(`${name}: WeightsFileChangedError on the next run, not SIGBUS`, () => {
+      const p = copyTiny(dir);
+      const file = path.join(p, "transformer", "diffusion_pytorch_model.safetensors");
+      const script = `
+        const fs = require("fs");
+        const { PixArtSigmaPipeline } = require(${JSON.stringify(require.resolve("../../src/pipeline/pixart-sigma"))});
+        (async () => {
+          const pipe = await PixArtSigmaPipeline.fromPretrained(${JSON.stringify(p)});
+          let truncated = -1;
+          try {
+            await pipe.call({ prompt: "a cat", useResolutionBinning: false, numInferenceSteps: 4, outputType: "latent", ...${JSON.stringify(extra)},
+              callbackOnStepEnd: ({ step }) => { if (truncated < 0) { fs.truncateSync(${JSON.stringify(file)}, 100); truncated = step; } } });
+            console.log("no error");
+          } catch (e) {
+            console.log(JSON.stringify({ name: e.name, file: e.file, truncated }));
+          }
+          await pipe.dispose();
+        })();`;
+      const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" });
+      assert.strictEqual(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+      assert.strictEqual(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { name: string; file: string; truncated: number };
+      assert.deepStrictEqual(out, { name: "WeightsFileChangedError", file: fs.realpathSync(file), truncated: "stepsPerRun" in extra ? 1 : 0 });
+    });
+  }
+
+  it("copyWeights: a session runs on, unchanged, after its file is truncated (what a mapped session cannot survive)", () => {
+    const p = copyTiny(dir);
+    const vae = path.join(p, "vae");
+    const src = (m: string): string => JSON.stringify(require.resolve(`../../src/${m}`));
+    const script = `
+      const fs = require("fs");
+      const ort = require(${JSON.stringify(require.resolve("onnxruntime-node"))});
+      const { createSession } = require(${src("onnx/session")});
+      const { openWeights } = require(${src("io/checkpoint")});
+      const { readJsonObject } = require(${src("io/json")});
+      const { parseAutoencoderKLConfig, buildAutoencoderKLGraph } = require(${src("models/autoencoder-kl")});
+      (async () => {
+        const dir = ${JSON.stringify(vae)};
+        const config = parseAutoencoderKLConfig(await readJsonObject(dir + "/config.json"), "config.json");
+        const built = buildAutoencoderKLGraph(config, await openWeights(dir));
+        const z = new ort.Tensor("float32", new Float32Array(config.latentChannels * 64).fill(0.1), [1, config.latentChannels, 8, 8]);
+        const run = async (s) => (await s.run({ z }))[s.outputNames[0]].data;
+        const mapped = await createSession(built);
+        const want = await run(mapped);
+        await mapped.release();
+        const copied = await createSession(built, { copyWeights: true });
+        fs.truncateSync(${JSON.stringify(path.join(vae, "diffusion_pytorch_model.safetensors"))}, 100);
+        const got = await run(copied);
+        await copied.release();
+        console.log(JSON.stringify({ length: got.length, same: got.length === want.length && got.every((v, i) => Object.is(v, want[i])) }));
+      })();`;
+    const r = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" });
+    assert.strictEqual(r.signal, null, `killed by ${r.signal}: ${r.stderr}`);
+    assert.strictEqual(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { length: number; same: boolean };
+    assert.ok(out.length > 0 && out.same, r.stdout);
+  });
+});
 
 describe("hostile corpus: checkpoint folders and configs", function () {
   this.timeout(120_000);
@@ -313,6 +391,102 @@ describe("hostile corpus: the CLI (bad checkpoints and arguments: exit code, one
       assert.ok(!fs.existsSync(path.join(dir, "x.png")), "no image written");
     });
   }
+});
+
+/** Rewrites a float32 safetensors file with every tensor in `dtype` (values rounded toward zero: only their finiteness matters here). */
+function convertFloats(file: string, dtype: "F32" | "F16" | "BF16"): void {
+  const bytes = fs.readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const size = dtype === "F32" ? 4 : 2;
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const [name, t] of Object.entries(header)) {
+    if (name === "__metadata__") continue;
+    const src = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8 + n + t.data_offsets[0], bytes.byteOffset + 8 + n + t.data_offsets[1]));
+    const out = Buffer.alloc(src.length * size);
+    src.forEach((v, i) => {
+      if (dtype === "F32") out.writeFloatLE(v, 4 * i);
+      else if (dtype === "BF16") out.writeUInt16LE(Buffer.from(Float32Array.of(v).buffer).readUInt32LE(0) >>> 16, 2 * i);
+      else out.writeUInt16LE(toHalfBits(v), 2 * i);
+    });
+    header[name] = { dtype, shape: t.shape, data_offsets: [at, at + out.length] };
+    at += out.length;
+    parts.push(out);
+  }
+  writeRawSafetensors(file, header, Buffer.concat(parts));
+}
+
+/** float32 → float16 bits, truncating; tiny values flush to ±0 (the fixtures' weights are far below 65504). */
+function toHalfBits(v: number): number {
+  const x = Buffer.from(Float32Array.of(v).buffer).readUInt32LE(0);
+  const sign = (x >>> 16) & 0x8000;
+  const exp = ((x >>> 23) & 0xff) - 127 + 15;
+  return exp <= 0 ? sign : sign | (exp << 10) | ((x >>> 13) & 0x3ff);
+}
+
+/** Sets element `index` of tensor `tensor` to the bit pattern of `value` (NaN or ±Infinity) in the tensor's dtype. */
+function poke(file: string, tensor: string, index: number, value: number): void {
+  const bytes = fs.readFileSync(file);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const t = (JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Record<string, { dtype: string; data_offsets: [number, number] }>)[tensor]!;
+  const at = 8 + n + t.data_offsets[0];
+  const bits32 = Number.isNaN(value) ? 0x7fc00000 : value > 0 ? 0x7f800000 : 0xff800000;
+  if (t.dtype === "F32") bytes.writeUInt32LE(bits32 >>> 0, at + 4 * index);
+  else if (t.dtype === "BF16") bytes.writeUInt16LE(bits32 >>> 16, at + 2 * index);
+  else bytes.writeUInt16LE(Number.isNaN(value) ? 0x7e00 : value > 0 ? 0x7c00 : 0xfc00, at + 2 * index);
+  fs.writeFileSync(file, bytes);
+}
+
+describe("hostile corpus: non-finite weights (the load-time scan)", function () {
+  this.timeout(300_000);
+  let dir: string;
+  before(() => { dir = makeTempDir("pixart-corpus-weights-"); });
+  after(() => removeTempDir(dir));
+
+  const load = {
+    text_encoder: (d: string, checkWeights?: boolean) => T5EncoderModel.fromPretrained(d, { inProcess: true, ...(checkWeights === undefined ? {} : { checkWeights }) }),
+    transformer: (d: string, checkWeights?: boolean) => PixArtTransformer2DModel.fromPretrained(d, { inProcess: true, ...(checkWeights === undefined ? {} : { checkWeights }) }),
+    vae: (d: string, checkWeights?: boolean) => AutoencoderKL.fromPretrained(d, { inProcess: true, ...(checkWeights === undefined ? {} : { checkWeights }) }),
+  } as const;
+  // One mapped tensor per component; the transformer's caption projection is read only by its text graph (whose
+  // session is made at the first forward), so it shows that graph's weights are checked at load too.
+  const cases: Array<[keyof typeof load, string, string]> = [
+    ["text_encoder", "model.safetensors", "encoder.block.0.layer.0.SelfAttention.k.weight"],
+    ["transformer", "diffusion_pytorch_model.safetensors", "transformer_blocks.0.ff.net.2.weight"],
+    ["transformer", "diffusion_pytorch_model.safetensors", "caption_projection.linear_1.weight"],
+    ["vae", "diffusion_pytorch_model.safetensors", "decoder.conv_in.weight"],
+  ];
+  for (const [component, fileName, tensor] of cases) {
+    for (const dtype of ["F32", "F16", "BF16"] as const) {
+      for (const value of [NaN, Infinity, -Infinity]) {
+        it(`${component} ${dtype}: ${value} in ${tensor}`, async () => {
+          const p = copyTiny(dir);
+          const file = path.join(p, component, fileName);
+          convertFloats(file, dtype);
+          poke(file, tensor, 5, value);
+          await assert.rejects(load[component](path.join(p, component)),
+            (e: unknown) => check(e, NonFiniteWeightError, { file: fs.realpathSync(file), tensor, index: 5, value, message: new RegExp(`${dtype}`) }));
+        });
+      }
+    }
+    it(`${component}: checkWeights: false skips the scan (${tensor})`, async () => {
+      const p = copyTiny(dir);
+      const file = path.join(p, component, fileName);
+      poke(file, tensor, 5, NaN);
+      const model = await load[component](path.join(p, component), false);
+      await model.release();
+    });
+  }
+  it("the F16 and BF16 copies of the fixtures pass the scan (no false positives)", async () => {
+    for (const dtype of ["F16", "BF16"] as const) {
+      const p = copyTiny(dir);
+      for (const [component, fileName] of [["text_encoder", "model.safetensors"], ["transformer", "diffusion_pytorch_model.safetensors"], ["vae", "diffusion_pytorch_model.safetensors"]] as const) {
+        convertFloats(path.join(p, component, fileName), dtype);
+        await (await load[component](path.join(p, component))).release();
+      }
+    }
+  });
 });
 
 describe("hostile corpus: tokenizer files", function () {
@@ -504,7 +678,7 @@ describe("hostile corpus: call() and encodePrompt() arguments", function () {
       (e: unknown) => check(e, NonFiniteTensorError, { stage: "denoise", step: 3, index: 1 }));
   });
 
-  it("NaN weights are reported at the first stage they reach, not returned as a black image", async function () {
+  it("NaN weights: a NonFiniteWeightError at load; with checkWeights: false, at the first stage they reach (never a black image)", async function () {
     this.timeout(120_000);
     const dir = makeTempDir("pixart-corpus-nan-");
     try {
@@ -514,9 +688,17 @@ describe("hostile corpus: call() and encodePrompt() arguments", function () {
       const n = Number(bytes.readBigUInt64LE(0));
       bytes.fill(0xff, 8 + n); // every VAE weight becomes NaN (0xffffffff)
       fs.writeFileSync(file, bytes);
-      const broken = await PixArtSigmaPipeline.fromPretrained(p);
+      await assert.rejects(PixArtSigmaPipeline.fromPretrained(p),
+        (e: unknown) => check(e, NonFiniteWeightError, { file: fs.realpathSync(file), tensor: /^decoder\./, index: 0 }));
+      const broken = await PixArtSigmaPipeline.fromPretrained(p, { checkWeights: false });
       try {
         await assert.rejects(broken.call(base), (e: unknown) => check(e, NonFiniteTensorError, { stage: /decode/ }));
+        // The pipeline-level opt-out holds for later loads too.
+        delete broken.vae;
+        await broken.load("vae");
+        // A component's own options override it.
+        delete broken.vae;
+        await assert.rejects(broken.load("vae", { checkWeights: true }), (e: unknown) => check(e, NonFiniteWeightError, { file: fs.realpathSync(file) }));
       } finally {
         await broken.dispose();
       }
