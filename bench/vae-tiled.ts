@@ -4,8 +4,9 @@
  *
  *   .venv/bin/python tools/reference/make_fullsize.py .bench/fullsize --components vae
  *   npm run build && node --expose-gc dist/bench/vae-tiled.js [--dir .bench/fullsize/vae] [--size 2048]
- *        [--tile 512] [--threads 2] [--plain]
+ *        [--tile 512] [--threads 2] [--plain] [--no-arena]
  * --plain decodes without tiling instead (for comparison; at 2048 px that needs far more memory).
+ * Per tile: wall, user and system CPU time, minor page faults (the arena's growth shows there), RSS.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -19,9 +20,11 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     dir: { type: "string", default: path.resolve(__dirname, "..", "..", ".bench", "fullsize", "vae") },
     size: { type: "string", default: "2048" }, tile: { type: "string" }, threads: { type: "string", default: "2" },
-    plain: { type: "boolean", default: false },
+    plain: { type: "boolean", default: false }, "no-arena": { type: "boolean", default: false },
   } });
-  const vae = await AutoencoderKL.fromPretrained(values.dir!, { intraOpNumThreads: Number(values.threads) });
+  // --no-arena: the allocation before the VAE had its arena (activations mapped afresh on every run).
+  const arena = values["no-arena"] ? { memoryArena: false, enableMemPattern: true } : {};
+  const vae = await AutoencoderKL.fromPretrained(values.dir!, { intraOpNumThreads: Number(values.threads), ...arena });
   const size = Number(values.size);
   const lat = size / vae.scaleFactor;
   const z = { data: new TorchGenerator(0).randn([1, vae.config.latentChannels, lat, lat]), dims: [1, vae.config.latentChannels, lat, lat] };
@@ -33,9 +36,11 @@ async function main(): Promise<void> {
   let tiles = 0;
   const out = values.plain ? await vae.decodeRaw(z, { tiled: false }) : await tiledDecode(z, g, async (tile) => {
     const t = Date.now();
+    const u = process.resourceUsage();
     const decoded = await vae.decodeRaw(tile, { tiled: false });
     const m = processMemory();
-    console.log(`tile ${++tiles} [${tile.dims.slice(2).join("×")} latents]: ${((Date.now() - t) / 1000).toFixed(1)} s, peak RSS so far ${formatBytes(m.rssPeak)} (load ${loadavg()})`);
+    const v = process.resourceUsage();
+    console.log(`tile ${++tiles} [${tile.dims.slice(2).join("×")} latents]: ${((Date.now() - t) / 1000).toFixed(1)} s (user ${((v.userCPUTime - u.userCPUTime) / 1e6).toFixed(1)} s, system ${((v.systemCPUTime - u.systemCPUTime) / 1e6).toFixed(1)} s, ${v.minorPageFault - u.minorPageFault} minor faults), RSS ${formatBytes(m.rss)}, peak RSS so far ${formatBytes(m.rssPeak)} (load ${loadavg()})`);
     return decoded;
   });
   const m = processMemory();

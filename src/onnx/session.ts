@@ -53,12 +53,17 @@ export interface SessionConfig {
    */
   graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
   /**
-   * onnxruntime's CPU memory arena (default off). Off, every run maps its activations afresh and unmaps them after,
-   * so nothing stays allocated between runs but each run page-faults all of them in again. On, the arena keeps the
-   * largest run's activations mapped until the session is released (release() still returns them to the OS).
+   * onnxruntime's CPU memory arena (default off here; the transformer and the VAE turn it on). Off, every run maps
+   * its activations afresh and unmaps them after, so nothing stays allocated between runs but each run page-faults
+   * all of them in again. On, the arena keeps the largest run's activations mapped until the session is released
+   * (release() still returns them to the OS).
    */
   memoryArena?: boolean;
-  /** onnxruntime's memory-pattern planning (default on); off can lower the peak of activation-heavy graphs. */
+  /**
+   * onnxruntime's memory-pattern planning (default on; the VAE turns it off); off can lower the peak of
+   * activation-heavy graphs. With the arena on, a pattern is one block of the whole run's peak, requested from the
+   * second run of a shape on: the arena grows by that block beside the chunks the first run left.
+   */
   enableMemPattern?: boolean;
   /**
    * A path prefix: onnxruntime profiles every run and writes its per-node trace (Chrome trace JSON) to
