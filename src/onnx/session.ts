@@ -6,6 +6,8 @@
 import { constants as bufferConstants } from "buffer";
 import { promises as fsp } from "fs";
 import * as path from "path";
+import * as v8 from "v8";
+import * as vm from "vm";
 import { threadId } from "worker_threads";
 import * as ort from "onnxruntime-node";
 import { needsX64QuantPrecision } from "./cpu-features";
@@ -148,11 +150,25 @@ export async function createSession(model: SessionModel, config: SessionConfig =
     options.enableProfiling = true;
     options.profileFilePrefix = `${config.profile}.${threadId}.${++profiledSessions}`;
   }
+  if (!copied) return createOrtSession(model.bytes, options);
+  try {
+    return await createOrtSession(model.bytes, options);
+  } finally {
+    // The read buffers are garbage now, but an idle worker's heap is not collected until it allocates again, so
+    // they would stay (measured on the 2.4 GB transformer: RSS +4.3 GiB half a second after the load without this,
+    // +2.0–2.3 GiB with it, i.e. onnxruntime's copy alone).
+    options.externalData = undefined;
+    copied.splice(0);
+    collectGarbage();
+  }
+}
+
+async function createOrtSession(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
   const device = deviceOfProviders(options.executionProviders);
-  if (device.kind === "cpu") return ort.InferenceSession.create(model.bytes, options);
+  if (device.kind === "cpu") return ort.InferenceSession.create(bytes, options);
   assertCuda(device);
   try {
-    return await ort.InferenceSession.create(model.bytes, options);
+    return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
     // The driver or a CUDA library could not be loaded after all (onnxruntime logs which one to stderr).
     if (e instanceof Error && /Failed to load shared library|CUDA failure|cudaError|no CUDA-capable/i.test(e.message)) {
@@ -160,6 +176,16 @@ export async function createSession(model: SessionModel, config: SessionConfig =
     }
     throw e;
   }
+}
+
+let gc: (() => void) | undefined;
+/** A full garbage collection of this thread's heap, without --expose-gc on the command line. */
+function collectGarbage(): void {
+  if (!gc) {
+    v8.setFlagsFromString("--expose-gc");
+    gc = vm.runInNewContext("gc") as () => void;
+  }
+  gc();
 }
 
 /**

@@ -234,6 +234,21 @@ describe("hostile corpus: a weights file truncated between denoising steps", fun
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { length: number; same: boolean };
     assert.ok(out.length > 0 && out.same, r.stdout);
   });
+
+  it("copyWeights through the session worker (the models' default) decodes exactly as the mapped session", async () => {
+    const vae = path.join(copyTiny(dir), "vae");
+    const z = { data: new Float32Array(4 * 64).map((_, i) => Math.sin(i)), dims: [1, 4, 8, 8] };
+    const decode = async (copyWeights: boolean): Promise<Float32Array> => {
+      const model = await AutoencoderKL.fromPretrained(vae, { copyWeights });
+      try {
+        return (await model.decode(z)).data;
+      } finally {
+        await model.release();
+      }
+    };
+    const [mapped, copied] = [await decode(false), await decode(true)];
+    assert.ok(mapped.length > 0 && mapped.every((v, i) => Object.is(v, copied[i])));
+  });
 });
 
 describe("hostile corpus: checkpoint folders and configs", function () {
