@@ -1,7 +1,7 @@
 /**
  * Hostile cells: values that throw when looked at, huge outputs, interrupts in the middle of output, process.exit.
- * Every cell must get its execute_reply; after 200 of them the kernel still answers `1 + 1` with 2 and its RSS has
- * not grown without bound.
+ * Every cell must get its execute_reply; after 200 of them the kernel still answers `1 + 1` with 2 and its RSS is
+ * within 50 MB of what it was before them.
  */
 import * as assert from "assert";
 import * as fs from "fs";
@@ -9,8 +9,9 @@ import { displayModule, KernelClient, ofType, streamText } from "./kernel-client
 
 /**
  * Cells that throw values the kernel must describe without trusting them; each must fail with a reply. Declarations
- * sit in blocks: every top-level declaration stays in the TypeScript program behind the cells (measured: 60 cells of
- * `const r = { a: 1 }; r.a` grow RSS by 54 MB, the same in a block by 7 MB), which is not what these cells test.
+ * sit in blocks, so that these cells do not add names to the declarations every later cell is checked against, which
+ * is not what they test (measured on settled RSS, 60 cells of top-level `const`s grow it 0..+13 MB, like 60 in blocks:
+ * +8 MB).
  */
 export const HOSTILE_THROWS: Record<string, string> = {
   "a Proxy whose traps throw": "throw new Proxy({}, { get() { throw new Error('trap get'); }, has() { throw new Error('trap has'); }, getPrototypeOf() { throw new Error('trap proto'); }, ownKeys() { throw new Error('trap keys'); } })",
@@ -33,6 +34,25 @@ export const HOSTILE_THROWS: Record<string, string> = {
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/**
+ * The kernel's RSS once it has settled: garbage collected, then read every 250 ms until 2 s of readings lie within
+ * 1 MB (at most 20 s). Right after a run of cells, V8's background threads are still compiling the TypeScript
+ * compiler's hot functions: their malloc memory (tens of MB, up to a whole 64 MB glibc arena) is gone a second or
+ * two later. `first` is the reading right after the collection.
+ */
+async function settledRss(kc: KernelClient): Promise<{ first: number; settled: number }> {
+  await kc.execute("{ for (let i = 0; i < 4; i++) globalThis.gc?.(); }");
+  const pid = kc.proc.pid!;
+  const readings = [rssOf(pid)];
+  for (const start = Date.now(); Date.now() - start < 20_000; ) {
+    const last = readings.slice(-9);
+    if (last.length === 9 && Math.max(...last) - Math.min(...last) < 2 ** 20) break;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    readings.push(rssOf(pid));
+  }
+  return { first: readings[0]!, settled: readings[readings.length - 1]! };
 }
 
 describe("kernel: hostile cells", function () {
@@ -99,19 +119,20 @@ describe("kernel: hostile cells", function () {
     }
   }
 
-  it("runs 200 hostile cells (throws, outputs, interrupts mid-output), then answers 1 + 1 with 2; RSS stays bounded", async () => {
-    await kc.execute("globalThis.gc?.()");
+  it("runs 200 hostile cells (throws, outputs, interrupts mid-output), then answers 1 + 1 with 2; RSS within 50 MB of before", async () => {
     await answersTwo();
-    const before = rssOf(kc.proc.pid!);
+    const before = await settledRss(kc);
     await hostileRound();
     await answersTwo();
-    await kc.execute("globalThis.gc?.()");
-    const after = rssOf(kc.proc.pid!);
-    const grew = (after - before) / 2 ** 20;
-    console.log(`      kernel RSS ${(before / 2 ** 20).toFixed(0)} MB before 200 hostile cells, ${(after / 2 ** 20).toFixed(0)} MB after (+${grew.toFixed(0)} MB)`);
-    // The issue's target is 50 MB; measured +92..+166 MB on this machine, most of it V8 heap the cells' TypeScript
-    // service keeps (heapUsed grows by a few MB). This bound catches a leak per cell (e.g. kept outputs), not that.
-    assert.ok(grew < 300, `RSS grew by ${grew.toFixed(1)} MB`);
+    const after = await settledRss(kc);
+    const grew = (after.settled - before.settled) / 2 ** 20;
+    const mb = (n: number): string => (n / 2 ** 20).toFixed(0);
+    console.log(
+      `      kernel RSS before 200 hostile cells ${mb(before.settled)} MB (${mb(before.first)} MB right after gc), ` +
+        `after ${mb(after.settled)} MB (${mb(after.first)} MB right after gc): ${grew >= 0 ? "+" : ""}${grew.toFixed(1)} MB`,
+    );
+    // Issue 13's bar, in the same process, after the run settles.
+    assert.ok(grew < 50, `RSS grew by ${grew.toFixed(1)} MB`);
   });
 
   it("a microtask loop: the interrupt is answered with KernelStuckError, the kernel ends, a restarted kernel answers", async () => {
