@@ -4,7 +4,7 @@
  * prepacked or not, with onnxruntime's x64 quant precision mode on or off; MatMulNBits 8- and 4-bit at
  * accuracy_level 4). One node per graph, the transformer step's shapes (M = CFG batch 2 × image tokens), the
  * variants interleaved round by round so machine load hits all alike; prints the best and median time and GFLOP/s
- * (2·M·K·N per call) of each, and each variant's max |Δ| against fp32 on the same input. Each call's CPU time
+ * (2·M·K·N per call) of each, and each variant's max |Δ| against the first one listed (fp32 unless `--only` drops it). Each call's CPU time
  * (process.cpuUsage, all threads) is printed too: with `--threads 1` (the default) it is the kernel's own work,
  * far less disturbed by other processes than wall time on a loaded machine (with more threads it includes
  * onnxruntime's spin-waiting).
@@ -58,8 +58,9 @@ interface Variant {
 }
 
 const fused = (g: GraphBuilder, x: Value, tag: string) => g.op("FusedMatMul", [x, g.rawWeight(`${tag}.w`)], { transB: 1, alpha: float(1) }, { domain: "com.microsoft" });
-const dqmm = (g: GraphBuilder, x: Value, tag: string, u8: boolean) =>
-  g.op("DynamicQuantizeMatMul", u8 ? [x, g.rawWeight(`${tag}.u8`), g.rawWeight(`${tag}.scale`), g.rawWeight(`${tag}.zp128`)] : [x, g.rawWeight(`${tag}.s8`), g.rawWeight(`${tag}.scale`)], {}, { domain: "com.microsoft" });
+const dqmm = (g: GraphBuilder, x: Value, tag: string, u8: boolean, perTensor = false) =>
+  g.op("DynamicQuantizeMatMul", u8 ? [x, g.rawWeight(`${tag}.u8`), g.rawWeight(`${tag}.scale`), g.rawWeight(`${tag}.zp128`)]
+    : perTensor ? [x, g.rawWeight(`${tag}.s8t`), g.rawWeight(`${tag}.scalet`)] : [x, g.rawWeight(`${tag}.s8`), g.rawWeight(`${tag}.scale`)], {}, { domain: "com.microsoft" });
 const nbits = (g: GraphBuilder, x: Value, tag: string, k: number, n: number, bits: 4 | 8, block: number) =>
   g.op("MatMulNBits", [x, g.rawWeight(`${tag}.nb${bits}_${block}`), g.rawWeight(`${tag}.nb${bits}_${block}.scale`), g.rawWeight(`${tag}.nb${bits}_${block}.zp`)],
     { K: k, N: n, bits, block_size: block, accuracy_level: 4 }, { domain: "com.microsoft" });
@@ -71,6 +72,7 @@ const VARIANTS: Variant[] = [
   { name: "dqmm s8 mapped prec0", build: (g, x, t) => dqmm(g, x, t, false), prepack: false, precision: "0" },
   { name: "dqmm s8 prepacked", build: (g, x, t) => dqmm(g, x, t, false), prepack: true, precision: "1" },
   { name: "dqmm s8 prepacked prec0", build: (g, x, t) => dqmm(g, x, t, false), prepack: true, precision: "0" },
+  { name: "dqmm s8 per-tensor prec0", build: (g, x, t) => dqmm(g, x, t, false, true), prepack: false, precision: "0" },
   { name: "dqmm u8 mapped", build: (g, x, t) => dqmm(g, x, t, true), prepack: false, precision: "1" },
   { name: "dqmm u8 prepacked", build: (g, x, t) => dqmm(g, x, t, true), prepack: true, precision: "1" },
   { name: "matmulinteger u8s8 alone", build: (g, x, t) => g.op("MatMulInteger", [x, g.rawWeight(`${t}.s8`)]), prepack: true, precision: "0", integerOnly: true },
@@ -89,6 +91,10 @@ function tensorsFor(tag: string, k: number, n: number): TensorToWrite[] {
     { name: `${tag}.scale`, dtype: "F32", shape: [n], data: q8.scales },
     { name: `${tag}.zp128`, dtype: "U8", shape: [n], data: new Uint8Array(n).fill(128) },
   ];
+  // One scale for the whole weight: the largest row scale.
+  const scale = Math.max(...q8.scales);
+  out.push({ name: `${tag}.s8t`, dtype: "I8", shape: [k, n], data: Int8Array.from({ length: k * n }, (_, i) => Math.round(w[(i % n) * k + Math.floor(i / n)] / scale)) },
+    { name: `${tag}.scalet`, dtype: "F32", shape: [], data: Float32Array.of(scale) });
   for (const block of [32, 128]) {
     const nb = quantizeNBits8(w, n, k, block);
     const blocks = Math.ceil(k / block);
@@ -168,7 +174,7 @@ async function main(): Promise<void> {
         const best = Math.min(...times[j]);
         const bestCpu = Math.min(...cpu[j]);
         console.log(`  ${v.name.padEnd(24)} wall best ${best.toFixed(1).padStart(7)} ms, median ${median(times[j]).toFixed(1).padStart(7)} ms (${(flop / best / 1e6).toFixed(0).padStart(4)} GFLOP/s); ` +
-          `CPU best ${bestCpu.toFixed(1).padStart(7)} ms, median ${median(cpu[j]).toFixed(1).padStart(7)} ms (${(flop / bestCpu / 1e6).toFixed(0).padStart(4)} GFLOP/s per CPU-s); max |Δ| vs fp32 ${diffs[j].toExponential(1)}`);
+          `CPU best ${bestCpu.toFixed(1).padStart(7)} ms, median ${median(cpu[j]).toFixed(1).padStart(7)} ms (${(flop / bestCpu / 1e6).toFixed(0).padStart(4)} GFLOP/s per CPU-s); max |Δ| vs ${variants[0].name} ${diffs[j].toExponential(1)}`);
       }
       for (const s of sessions) if (!(s instanceof Error)) await s.release();
     }
