@@ -3,7 +3,7 @@
  * without it, from a cold page cache (the file's pages dropped first) and a warm one, the process's RSS after the
  * load, and how much of the weights file is in the page cache after it (fincore). Runs alternate between the two
  * settings so that load on a shared machine hits both alike. With --run, a cold load is followed by the first
- * run (a 256 px VAE decode, or one transformer step at 256 px), where the unscanned load pays its page faults.
+ * run (a 128 px VAE decode, or one transformer step at 256 px), where the unscanned load pays its page faults.
  *
  * Make the checkpoints first (random weights, never committed):
  *   .venv/bin/python tools/reference/make_fullsize.py .bench/fullsize --components transformer vae
@@ -38,7 +38,7 @@ async function loadModel(dir: string, checkWeights: boolean): Promise<OrtModel> 
 
 async function firstRun(model: OrtModel): Promise<void> {
   if (model instanceof AutoencoderKL) {
-    await model.decode({ data: new Float32Array(4 * 32 * 32).fill(0.1), dims: [1, 4, 32, 32] });
+    await model.decode({ data: new Float32Array(4 * 16 * 16).fill(0.1), dims: [1, 4, 16, 16] }); // 128 px: every weight, little compute
   } else if (model instanceof PixArtTransformer2DModel) {
     const len = 120;
     await model.forward({
