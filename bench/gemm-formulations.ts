@@ -66,12 +66,12 @@ const nbits = (g: GraphBuilder, x: Value, tag: string, k: number, n: number, bit
     { K: k, N: n, bits, block_size: block, accuracy_level: 4 }, { domain: "com.microsoft" });
 
 const VARIANTS: Variant[] = [
-  { name: "fp32 mapped", build: (g, x, t) => fused(g, x, t), prepack: false },
+  { name: "fp32 mapped (ours)", build: (g, x, t) => fused(g, x, t), prepack: false },
   { name: "fp32 prepacked", build: (g, x, t) => fused(g, x, t), prepack: true },
-  { name: "dqmm s8 mapped (ours)", build: (g, x, t) => dqmm(g, x, t, false), prepack: false, precision: "1" },
+  { name: "dqmm s8 mapped prec1", build: (g, x, t) => dqmm(g, x, t, false), prepack: false, precision: "1" },
   { name: "dqmm s8 mapped prec0", build: (g, x, t) => dqmm(g, x, t, false), prepack: false, precision: "0" },
-  { name: "dqmm s8 prepacked", build: (g, x, t) => dqmm(g, x, t, false), prepack: true, precision: "1" },
-  { name: "dqmm s8 prepacked prec0", build: (g, x, t) => dqmm(g, x, t, false), prepack: true, precision: "0" },
+  { name: "dqmm s8 prepacked prec1", build: (g, x, t) => dqmm(g, x, t, false), prepack: true, precision: "1" },
+  { name: "dqmm s8 prepacked prec0 (ours)", build: (g, x, t) => dqmm(g, x, t, false), prepack: true, precision: "0" },
   { name: "dqmm s8 per-tensor prec0", build: (g, x, t) => dqmm(g, x, t, false, true), prepack: false, precision: "0" },
   { name: "dqmm u8 mapped", build: (g, x, t) => dqmm(g, x, t, true), prepack: false, precision: "1" },
   { name: "dqmm u8 prepacked", build: (g, x, t) => dqmm(g, x, t, true), prepack: true, precision: "1" },
