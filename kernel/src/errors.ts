@@ -168,6 +168,23 @@ export function interruptedContent(e: unknown, cells: readonly CompiledCell[], g
 }
 
 /** A cell the I/O worker stopped because the process's memory neared the JS heap limit (see io-worker.ts). */
+/** Why the kernel ends when a cell fills the JS heap outside synchronous code (see io-worker.ts); bytes. */
+export function heapExhaustedMessage(used: number, limit: number): string {
+  const mb = (n: number): string => (n / 2 ** 20).toFixed(0);
+  return (
+    `the cell filled the JS heap (${mb(used)} MB used; the kernel stops cells at ${mb(limit)} MB, near V8's heap limit) ` +
+    "in code that runs after an `await` or in a promise callback, which the kernel cannot stop. The kernel ends now so " +
+    "that it can be restarted (Jupyter restarts it by itself); variables are lost. Keep large data out of the JS heap " +
+    "(typed arrays, tensors) or process it in parts"
+  );
+}
+
+export function heapExhaustedContent(used: number, limit: number): ErrorContent {
+  const ename = "MemoryLimitError";
+  const evalue = heapExhaustedMessage(used, limit);
+  return { ename, evalue, traceback: [`${red(ename)}: ${evalue}`] };
+}
+
 export function memoryStoppedContent(): ErrorContent {
   const ename = "MemoryLimitError";
   const evalue =

@@ -20,13 +20,21 @@
  * Memory: a cell that fills the JS heap would end the process with V8's fatal error. While synchronous cell code runs,
  * the worker reads the process's anonymous RSS every 200 ms; above `memoryStopBytes` (90 % of the main thread's heap
  * limit over what the kernel used at start) it stops the cell with SIGINT like an interrupt, and the main thread
- * reports a MemoryLimitError instead of an InterruptedError. An allocation V8 cannot make in one step, or one in
- * code after an `await`, still ends the kernel (V8's message on stderr; Jupyter restarts it).
+ * reports a MemoryLimitError instead of an InterruptedError. Code that runs after an `await` (or in a microtask loop)
+ * is outside the vm call SIGINT breaks: while a cell runs anything but synchronous cell code, the worker asks the main
+ * isolate for its JS heap use every 100 ms through an inspector session (the inspector answers between two steps of
+ * the main thread's JS, even while that code never yields), and above `heapStopBytes` (90 % of the heap limit) it has
+ * the main thread collect garbage and, if the heap is still over the limit, send the cell's MemoryLimitError reply
+ * (an inspector Runtime.evaluate runs there too); then it writes the cause to stderr and ends the process (SIGKILL),
+ * so that the client shows why and Jupyter restarts the kernel instead of V8 ending it with a fatal error and no reply. An allocation V8 cannot make in one step still ends the
+ * kernel with V8's message on stderr.
  */
 import * as fs from "fs";
+import { Session } from "inspector";
 import { getHeapStatistics } from "v8";
 import { isMainThread, parentPort, Worker, workerData } from "worker_threads";
 import * as zmq from "zeromq";
+import { heapExhaustedMessage } from "./errors";
 import { log } from "./log";
 import { decode, encode, Message, newHeader, Signer } from "./wire";
 
@@ -41,6 +49,8 @@ interface IoWorkerData {
   stuckAfterMs: number;
   /** Anonymous RSS at which running synchronous cell code is stopped as a MemoryLimitError. */
   memoryStopBytes: number;
+  /** Main-thread JS heap use at which a cell running anything but synchronous code ends the kernel (see the top). */
+  heapStopBytes: number;
 }
 
 /** What the main thread is doing with the current cell, as far as interrupts are concerned. */
@@ -63,7 +73,16 @@ const STATE_TAKEN = 3;
 const STATE_MEMORY_STOP = 4;
 /** Bumped by a main-thread timer: it stands still only while the main thread never gets back to its event loop. */
 const STATE_TICKS = 5;
-const STATE_SLOTS = 6;
+/** The cell being executed (compiled, run, awaited), or 0. */
+const STATE_RUNNING_CELL = 6;
+const STATE_SLOTS = 7;
+
+/**
+ * Called on the main thread (inspector Runtime.evaluate) with the running cell's number and the heap limit when the
+ * heap use passed it outside synchronous cell code: collects garbage and, if the heap is still over the limit, sends
+ * the cell's error reply and returns the heap use (then the worker ends the kernel); else returns undefined.
+ */
+export const heapExhaustedHook = Symbol.for("pixart-ts.kernel.heapExhausted");
 
 /** This process's anonymous RSS (heaps, not mapped files), bytes. */
 function anonymousRss(): number {
@@ -81,6 +100,15 @@ export function memoryStopBytesFromEnv(env: NodeJS.ProcessEnv = process.env): nu
   return anonymousRss() + margin;
 }
 
+/**
+ * Default for IoWorkerData.heapStopBytes: 90 % of the main thread's JS heap limit (PIXART_KERNEL_MEMORY_STOP_MB:
+ * megabytes over the heap use now instead). Called on the main thread.
+ */
+export function heapStopBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const mb = Number(env["PIXART_KERNEL_MEMORY_STOP_MB"]);
+  return Number.isFinite(mb) && mb > 0 ? process.memoryUsage().heapUsed + mb * 2 ** 20 : 0.9 * getHeapStatistics().heap_size_limit;
+}
+
 /** Stops synchronous cell code (SIGINT) once the process's anonymous RSS passes `limit` (see the top). */
 function guardMemory(state: Int32Array, limit: number): void {
   setInterval(() => {
@@ -90,6 +118,63 @@ function guardMemory(state: Int32Array, limit: number): void {
     Atomics.store(state, STATE_MEMORY_STOP, cell);
     process.kill(process.pid, "SIGINT");
   }, 200).unref();
+}
+
+/**
+ * Ends the kernel when a running cell fills the main thread's JS heap outside synchronous cell code (see the top).
+ * The heap use the inspector reports counts garbage (e.g. what a stopped cell left), so above the limit the main
+ * thread's hook collects garbage first and answers whether the heap is still over it; only then does it send the
+ * cell's reply, and the worker end the process. The session is open only while a cell runs (a session still open at
+ * exit makes Node wait for "the debugger to disconnect").
+ */
+function guardHeap(state: Int32Array, limit: number): void {
+  let session: Session | undefined;
+  let busy = false;
+  let ending = false;
+  /** After the hook found the heap below the limit once garbage was collected, when to ask it again. */
+  let quietUntil = 0;
+  const askHook = (cell: number): void => {
+    busy = true;
+    const expression = `globalThis[Symbol.for(${JSON.stringify(heapExhaustedHook.description)})]?.(${cell}, ${limit})`;
+    session!.post("Runtime.evaluate", { expression, returnByValue: true }, (err, answer) => {
+      busy = false;
+      const used = (answer as { result?: { value?: unknown } } | undefined)?.result?.value;
+      if (err || typeof used !== "number") {
+        quietUntil = Date.now() + 2000;
+        return;
+      }
+      ending = true;
+      fs.writeSync(2, `pixart-ts kernel: ${heapExhaustedMessage(used, limit)}\n`);
+      // The reply is with zeromq's I/O thread; give it a moment to leave.
+      setTimeout(() => process.kill(process.pid, "SIGKILL"), 300);
+    });
+  };
+  setInterval(() => {
+    const cell = Atomics.load(state, STATE_RUNNING_CELL);
+    if (cell <= 0) {
+      session?.disconnect();
+      session = undefined;
+      return;
+    }
+    if (busy || ending || Atomics.load(state, STATE_PHASE) === CellPhase.RunningSync) return;
+    try {
+      if (!session) {
+        session = new Session();
+        session.connectToMainThread();
+      }
+    } catch (e) {
+      log.warn("no inspector session to the main thread: a cell that fills the heap after an await ends the kernel without a reply", e);
+      ending = true;
+      return;
+    }
+    busy = true;
+    session.post("Runtime.getHeapUsage", (err, usage) => {
+      busy = false;
+      const used = (usage as { usedSize?: number } | undefined)?.usedSize ?? 0;
+      if (err || used < limit || Date.now() < quietUntil || ending || !session) return;
+      if (Atomics.load(state, STATE_RUNNING_CELL) === cell && Atomics.load(state, STATE_PHASE) !== CellPhase.RunningSync) askHook(cell);
+    });
+  }, 100).unref();
 }
 
 /** Default for IoWorkerData.stuckAfterMs; PIXART_KERNEL_STUCK_MS overrides it (tests use a shorter one). */
@@ -219,6 +304,7 @@ async function runWorker(data: IoWorkerData): Promise<void> {
   parentPort!.postMessage({ kind: "ready" } satisfies ToMain);
   const signer = new Signer(data.signatureScheme, data.key);
   if (data.memoryStopBytes > 0) guardMemory(new Int32Array(data.busyFlag), data.memoryStopBytes);
+  if (data.heapStopBytes > 0) guardHeap(new Int32Array(data.busyFlag), data.heapStopBytes);
   await Promise.all([echoHeartbeats(heartbeat), serveControl(control, signer, new Int32Array(data.busyFlag), data.stuckAfterMs)]);
 }
 
@@ -232,9 +318,9 @@ export class IoWorker {
     setInterval(() => Atomics.add(state, STATE_TICKS, 1), 250).unref(); // for the worker's stuck-kernel watchdog
   }
 
-  static start(endpoints: Omit<IoWorkerData, "busyFlag" | "stuckAfterMs" | "memoryStopBytes">): Promise<IoWorker> {
+  static start(endpoints: Omit<IoWorkerData, "busyFlag" | "stuckAfterMs" | "memoryStopBytes" | "heapStopBytes">): Promise<IoWorker> {
     const busyFlag = new SharedArrayBuffer(4 * STATE_SLOTS);
-    const limits = { stuckAfterMs: stuckAfterMsFromEnv(), memoryStopBytes: memoryStopBytesFromEnv() };
+    const limits = { stuckAfterMs: stuckAfterMsFromEnv(), memoryStopBytes: memoryStopBytesFromEnv(), heapStopBytes: heapStopBytesFromEnv() };
     const worker = new Worker(__filename, { workerData: { ...endpoints, busyFlag, ...limits } satisfies IoWorkerData });
     worker.unref();
     return new Promise((resolve, reject) => {
@@ -263,6 +349,11 @@ export class IoWorker {
     Atomics.store(this.state, STATE_CELL, cell);
     Atomics.store(this.state, STATE_PHASE, phase);
     Atomics.notify(this.state, STATE_PHASE);
+  }
+
+  /** The cell being executed from its compilation to its end (a CellPhase sequence number), or 0 for none. */
+  setRunningCell(cell: number): void {
+    Atomics.store(this.state, STATE_RUNNING_CELL, cell);
   }
 
   /** Whether the worker stopped cell `cell` (a CellPhase sequence number) for using too much memory. */

@@ -9,10 +9,10 @@ import { installLiveProgress } from "../../src/display/progress";
 import { setDefaultProgress } from "../../src/runtime/progress";
 import { CommManager } from "./comms";
 import { ConnectionInfo } from "./connection";
-import { compileErrorContent, ErrorContent, interruptedContent, isInterruptError, memoryStoppedContent, runtimeErrorContent } from "./errors";
+import { compileErrorContent, ErrorContent, heapExhaustedContent, interruptedContent, isInterruptError, memoryStoppedContent, runtimeErrorContent } from "./errors";
 import { CellExecutor, CellOutcome } from "./executor";
 import { History } from "./history";
-import { CellPhase } from "./io-worker";
+import { CellPhase, heapExhaustedHook } from "./io-worker";
 import { isComplete } from "./is-complete";
 import { kernelInfo } from "./kernel-info";
 import { log } from "./log";
@@ -49,6 +49,11 @@ interface ExecuteRequest {
 interface RunningCell {
   /** Sequence number shared with the I/O worker, which raises SIGINT on its behalf. */
   seq: number;
+  /** The execute_request that runs the cell. */
+  request: Message;
+  executionCount: number;
+  /** JS heap use when the cell started (garbage included). */
+  heapAtStart: number;
   controller: AbortController;
   interrupted: boolean;
 }
@@ -106,6 +111,7 @@ export class Kernel implements KernelBridge {
     kernel.comms.registerTarget(memoryCommTarget, memoryCommHandler({ busy: () => kernel.running !== undefined }));
     sockets.onSubscribe((topic) => void kernel.messenger.welcome(topic));
     sockets.listen((msg, channel, signalledCell) => kernel.onMessage(msg, channel, signalledCell));
+    (globalThis as Record<symbol, unknown>)[heapExhaustedHook] = (cell: number, limit: number) => kernel.replyHeapExhausted(cell, limit);
     kernel.executor.warmUp();
     return kernel;
   }
@@ -119,6 +125,26 @@ export class Kernel implements KernelBridge {
     const { ename, evalue, traceback } = runtimeErrorContent(e, this.executor.compiledCells());
     log.warn(`${where}: ${ename}: ${evalue}`);
     this.writeStream("stderr", `${where} failed:\n${traceback.join("\n")}\n`);
+  }
+
+  /**
+   * Run by the I/O worker (through the inspector, in the middle of the cell's code) when the JS heap use passed `limit`
+   * while cell `cell` runs where the kernel cannot stop it. Garbage does not count, nor what earlier cells keep: after a
+   * collection (the kernel runs with --expose-gc), if the heap is still over the limit and larger than when the cell
+   * started, sends the cell's error and reply and returns the heap use; the worker then ends the process.
+   */
+  private replyHeapExhausted(cell: number, limit: number): number | undefined {
+    const running = this.running;
+    if (!running || running.seq !== cell) return undefined;
+    (globalThis as { gc?: () => void }).gc?.();
+    const used = process.memoryUsage().heapUsed;
+    if (used < limit || used <= running.heapAtStart) return undefined;
+    const error = heapExhaustedContent(used, limit);
+    this.messenger.flushStreams();
+    void this.messenger.publish("error", error, running.request);
+    void this.messenger.reply(running.request, "shell", "execute_reply", { status: "error", execution_count: running.executionCount, ...error });
+    void this.messenger.status("idle", running.request);
+    return used;
   }
 
   // --- KernelBridge (used by src/display) ---
@@ -344,7 +370,7 @@ export class Kernel implements KernelBridge {
     this.outputParent = msg;
 
     const page = pagerQuery(code);
-    const result = page ? this.page(page) : await this.runCell(code, storeHistory ? count : null, silent);
+    const result = page ? this.page(page) : await this.runCell(msg, code, storeHistory ? count : null, silent);
     if (result.status === "ok" && result.textPlain !== undefined && storeHistory) this.history.setOutput(count, result.textPlain);
     if (result.status === "error") {
       void this.messenger.publish("error", result.error, msg);
@@ -366,15 +392,24 @@ export class Kernel implements KernelBridge {
     return { status: "ok", payload: [{ source: "page", data: { "text/plain": text }, start: 0 }] };
   }
 
-  private async runCell(code: string, executionCount: number | null, silent: boolean): Promise<CellResult> {
-    const cell: RunningCell = { seq: ++this.cellSeq, controller: new AbortController(), interrupted: false };
+  private async runCell(request: Message, code: string, executionCount: number | null, silent: boolean): Promise<CellResult> {
+    const cell: RunningCell = {
+      seq: ++this.cellSeq,
+      request,
+      executionCount: this.executionCount,
+      heapAtStart: process.memoryUsage().heapUsed,
+      controller: new AbortController(),
+      interrupted: false,
+    };
     this.running = cell;
     this.lastSignalController = cell.controller;
+    this.sockets.setRunningCell(cell.seq);
     try {
       const outcome = await this.runSafely(code, executionCount);
       return await this.present(outcome, { code, cell, executionCount, silent });
     } finally {
       this.running = undefined;
+      this.sockets.setRunningCell(0);
     }
   }
 

@@ -72,6 +72,11 @@ export class KernelSockets {
     this.ioWorker.setCellPhase(phase, cell);
   }
 
+  /** The cell being executed, from its compilation to its end, or 0 (the I/O worker watches its heap use). */
+  setRunningCell(cell: number): void {
+    this.ioWorker.setRunningCell(cell);
+  }
+
   /** Whether the I/O worker stopped cell `cell` because the process ran out of memory (see io-worker.ts). */
   stoppedForMemory(cell: number): boolean {
     return this.ioWorker.stoppedForMemory(cell);

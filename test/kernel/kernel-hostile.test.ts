@@ -194,6 +194,38 @@ describe("kernel: hostile cells", function () {
     }
   });
 
+  it("a cell that fills the heap after an await gets a MemoryLimitError reply, the kernel ends, a restarted kernel answers", async () => {
+    // A 1 GB heap, and cells stopped 200 MB over the kernel's heap use at start, keep this short and small.
+    const env = { NODE_OPTIONS: `${process.env["NODE_OPTIONS"] ?? ""} --max-old-space-size=1024`.trim(), PIXART_KERNEL_MEMORY_STOP_MB: "200" };
+    const k = await KernelClient.start({ env });
+    try {
+      const started = Date.now();
+      const code = "await null; const a = []; while (true) a.push(new Array(1e6).fill(1))";
+      const id = await k.send("shell", "execute_request", { code, silent: false, stop_on_error: true });
+      const reply = await k.reply(id, 60_000);
+      assert.strictEqual(reply.content["status"], "error");
+      assert.strictEqual(reply.content["ename"], "MemoryLimitError", JSON.stringify(reply.content));
+      assert.match(String(reply.content["evalue"]), /filled the JS heap .* after an `await`.* The kernel ends now/);
+      const shown = await k.waitForIopub((m) => m.parent_header.msg_id === id && m.header.msg_type === "error");
+      assert.strictEqual(shown.content["ename"], "MemoryLimitError");
+      await k.waitExit(30_000);
+      assert.strictEqual(k.proc.signalCode, "SIGKILL");
+      const stderr = k.stderrChunks.join("");
+      assert.match(stderr, /pixart-ts kernel: the cell filled the JS heap/);
+      assert.doesNotMatch(stderr, /FATAL ERROR/);
+      console.log(`      replied and ended ${((Date.now() - started) / 1000).toFixed(1)} s after the cell started`);
+    } finally {
+      await k.close();
+    }
+    const restarted = await KernelClient.start();
+    try {
+      const { outputs } = await restarted.execute("1 + 1");
+      assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
+    } finally {
+      await restarted.close();
+    }
+  });
+
   it("process.exit(3) in a cell ends the kernel with code 3 (no abort)", async () => {
     const k = await KernelClient.start();
     try {
