@@ -5,9 +5,10 @@
  *
  * A value is non-finite exactly when its exponent bits are all ones, so the scan is a mask-and-compare over
  * the raw bits, never a conversion. The bytes are read with fs.read in chunks into a small WebAssembly memory
- * (16 MiB: a few hundred KiB of JS heap, whatever the checkpoint's size) and compared 16 bytes at a time with
- * WebAssembly SIMD, about 10 times faster than a JS loop over a Uint32Array; the next chunk is read (on
- * libuv's thread pool) while the current one is scanned. Reading fills the page cache that onnxruntime's
+ * (32 MiB, whatever the checkpoint's size) and compared 16 bytes at a time with WebAssembly SIMD, about 10
+ * times faster than a JS loop over a Uint32Array. Three reads are in flight (on libuv's thread pool) while a
+ * chunk is scanned: from a cold page cache that read the 2.44 GB transformer at 0.65–1.27 GB/s, against
+ * 0.33–0.91 GB/s with one (7 interleaved pairs at load average 9–12, faster in 6). Reading fills the page cache that onnxruntime's
  * mapping of the same files later hits, but not this process's RSS: pages enter RSS only when the mapping
  * touches them (the first run). Its cost is measured in docs/architecture.md; `checkWeights: false`
  * skips it.
@@ -33,8 +34,10 @@ interface WasmApi {
 type WasmModule = { readonly __brand: "WebAssembly.Module" };
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-/** Bytes per chunk; two chunks (one being read, one scanned) make the module's memory. */
+/** Bytes per chunk. */
 const CHUNK = 8 << 20;
+/** Chunks in the module's memory: one scanned while the others are read (PIXART_SCAN_SLOTS: for the benchmark). */
+const SLOTS = Math.max(2, Math.min(8, Number(process.env.PIXART_SCAN_SLOTS) || 4));
 /** Bytes the SIMD loop takes per iteration (4 × v128); the rest of a chunk is checked in JS. */
 const STRIDE = 64;
 
@@ -72,13 +75,14 @@ export async function checkFiniteWeights(tensors: Iterable<TensorInfo>): Promise
   for (const info of list) {
     for (let at = 0; at < info.byteLength; at += CHUNK) pieces.push({ info, at, length: Math.min(CHUNK, info.byteLength - at) });
   }
-  // Reused between loads (its 16 MiB are paged in once), unless two scans run at the same time.
+  // Reused between loads (its 32 MiB are paged in once), unless two scans run at the same time.
   const scanner = idleScanner ?? new Scanner();
   idleScanner = undefined;
-  const handles = new Map<string, fsp.FileHandle>();
-  const handle = async (file: string): Promise<fsp.FileHandle> => {
+  // One open per file, shared by the reads in flight (so the promise is kept, not the handle).
+  const handles = new Map<string, Promise<fsp.FileHandle>>();
+  const handle = (file: string): Promise<fsp.FileHandle> => {
     let h = handles.get(file);
-    if (h === undefined) handles.set(file, (h = await fsp.open(file, "r")));
+    if (h === undefined) handles.set(file, (h = fsp.open(file, "r")));
     return h;
   };
   const read = async (p: Piece, slot: number): Promise<void> => {
@@ -90,21 +94,26 @@ export async function checkFiniteWeights(tensors: Iterable<TensorInfo>): Promise
     }
   };
   let bytes = 0;
-  let pending: Promise<void> | undefined;
+  // Piece i is read into slot i % SLOTS; up to SLOTS − 1 reads are in flight (on libuv's pool) while one is scanned.
+  const reads: Promise<void>[] = [];
+  const startRead = (i: number): void => {
+    if (i >= pieces.length) return;
+    const r = read(pieces[i]!, i % SLOTS);
+    r.catch(() => undefined); // rethrown where it is awaited; not unhandled if a scan throws first
+    reads[i % SLOTS] = r;
+  };
   try {
-    pending = pieces.length ? read(pieces[0]!, 0) : undefined;
+    for (let i = 0; i < SLOTS - 1; i++) startRead(i);
     for (let i = 0; i < pieces.length; i++) {
-      await pending;
-      // Started before this scan, so the read of the next chunk overlaps it (the two slots alternate).
-      pending = i + 1 < pieces.length ? read(pieces[i + 1]!, (i + 1) % 2) : undefined;
-      pending?.catch(() => undefined); // rethrown by the await above on the next iteration; not unhandled if this scan throws
-      scanner.check(pieces[i]!, (i % 2) * CHUNK);
+      await reads[i % SLOTS];
+      startRead(i + SLOTS - 1); // into the slot of piece i − 1, scanned already
+      scanner.check(pieces[i]!, (i % SLOTS) * CHUNK);
       bytes += pieces[i]!.length;
     }
   } finally {
-    await pending?.catch(() => undefined); // a read still in flight writes into the scanner's memory
+    await Promise.allSettled(reads); // reads still in flight write into the scanner's memory
     idleScanner = scanner;
-    await Promise.all([...handles.values()].map((h) => h.close()));
+    await Promise.all([...handles.values()].map(async (h) => (await h.catch(() => undefined))?.close()));
   }
   return { tensors: list.length, bytes, milliseconds: performance.now() - start };
 }
@@ -119,7 +128,7 @@ interface Piece {
 let idleScanner: Scanner | undefined;
 
 class Scanner {
-  private readonly memory = new wasm.Memory({ initial: (2 * CHUNK) / 65536, maximum: (2 * CHUNK) / 65536 });
+  private readonly memory = new wasm.Memory({ initial: (SLOTS * CHUNK) / 65536, maximum: (SLOTS * CHUNK) / 65536 });
   private readonly fns = new wasm.Instance(scanModule(), { env: { mem: this.memory } }).exports as unknown as ScanExports;
   /** The memory as bytes (fixed size, so this view stays valid). */
   readonly bytes = new Uint8Array(this.memory.buffer);
