@@ -18,6 +18,9 @@ export type MessageHandler = (msg: Message, channel: RequestChannel, signalledCe
 
 export const socketOptions = { linger: 1000, sendTimeout: 0 } as const;
 
+/** Messages queued per IOPub subscriber before ZeroMQ drops (10× the test's 10,000 displays in one cell). */
+export const IOPUB_HIGH_WATER_MARK = 100_000;
+
 export class KernelSockets {
   private closed = false;
 
@@ -32,7 +35,11 @@ export class KernelSockets {
     const signer = new Signer(info.signature_scheme, info.key);
     const routers = { shell: new zmq.Router(socketOptions), stdin: new zmq.Router(socketOptions) };
     // allSubs: every subscriber (not only the first with a given topic) announces itself and gets a welcome.
-    const iopub = new zmq.XPublisher(socketOptions);
+    // ZeroMQ's default high-water mark (1,000 queued messages per subscriber) makes PUB *drop* outputs silently when a
+    // cell emits faster than a client reads (10,000 displays in a loop lost 17 to 1,065 of them). Outputs are the
+    // user's data: queue up to IOPUB_HIGH_WATER_MARK messages per subscriber instead (memory held only while a
+    // client lags; a client that disconnects frees its queue).
+    const iopub = new zmq.XPublisher({ ...socketOptions, sendHighWaterMark: IOPUB_HIGH_WATER_MARK });
     iopub.verbosity = "allSubs";
     await Promise.all([
       routers.shell.bind(endpoint(info, "shell")),

@@ -55,7 +55,7 @@ export class KernelClient {
   /** Replies that arrived before anyone asked for them, by parent msg_id. */
   private readonly unclaimed = new Map<string, Message>();
   private readonly iopubLog: Message[] = [];
-  private iopubListeners: Array<() => void> = [];
+  private iopubListeners: Array<(m: Message) => void> = [];
   private exited: Promise<number | null>;
 
   private constructor(
@@ -96,7 +96,8 @@ export class KernelClient {
     });
     const shell = new zmq.Dealer({ linger: 0 });
     const control = new zmq.Dealer({ linger: 0 });
-    const iopub = new zmq.Subscriber({ linger: 0 });
+    // No receive limit: a test that floods IOPub must see every message the kernel sent (ZeroMQ drops past the mark).
+    const iopub = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 0 });
     shell.connect(endpoint(info, "shell"));
     control.connect(endpoint(info, "control"));
     iopub.connect(endpoint(info, "iopub"));
@@ -134,8 +135,9 @@ export class KernelClient {
   private async readIopub(): Promise<void> {
     try {
       for await (const frames of this.iopub) {
-        this.iopubLog.push(decode(frames, this.signer));
-        for (const listener of this.iopubListeners) listener();
+        const msg = decode(frames, this.signer);
+        this.iopubLog.push(msg);
+        for (const listener of [...this.iopubListeners]) listener(msg);
       }
     } catch {
       // socket closed
@@ -149,22 +151,23 @@ export class KernelClient {
 
   waitForIopub(predicate: (m: Message) => boolean, timeoutMs = 30000): Promise<Message> {
     return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const hit = this.iopubLog.find(predicate);
-        if (hit) {
-          this.iopubListeners = this.iopubListeners.filter((l) => l !== listener);
-          clearTimeout(timer);
-          resolve(hit);
-        }
-        return hit !== undefined;
+      const done = (hit: Message): void => {
+        this.iopubListeners = this.iopubListeners.filter((l) => l !== listener);
+        clearTimeout(timer);
+        resolve(hit);
       };
-      const listener = (): void => void check();
+      // Each new message is tested once as it arrives (a rescan of the whole log per message made a 10,000-message
+      // cell quadratic, and a client that slow is one ZeroMQ drops messages for).
+      const listener = (m: Message): void => {
+        if (predicate(m)) done(m);
+      };
       const timer = setTimeout(() => {
         this.iopubListeners = this.iopubListeners.filter((l) => l !== listener);
         reject(new Error(`no matching IOPub message within ${timeoutMs} ms; kernel stderr:\n${this.stderrChunks.join("")}`));
       }, timeoutMs);
-      this.iopubListeners.push(listener);
-      check();
+      const earlier = this.iopubLog.find(predicate);
+      if (earlier) done(earlier);
+      else this.iopubListeners.push(listener);
     });
   }
 
