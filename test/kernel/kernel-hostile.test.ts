@@ -66,10 +66,20 @@ describe("kernel: hostile cells", function () {
     await kc?.close();
   });
 
-  async function answersTwo(): Promise<void> {
-    const { reply, outputs } = await kc.execute("1 + 1");
+  async function answersTwo(client: KernelClient = kc): Promise<void> {
+    const { reply, outputs } = await client.execute("1 + 1");
     assert.strictEqual(reply.content["status"], "ok");
     assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
+  }
+
+  /** What a client's restart does after the kernel ended itself: a new kernel process, which answers. */
+  async function aRestartedKernelAnswers(): Promise<void> {
+    const restarted = await KernelClient.start();
+    try {
+      await answersTwo(restarted);
+    } finally {
+      await restarted.close();
+    }
   }
 
   for (const [what, code] of Object.entries(HOSTILE_THROWS)) {
@@ -152,14 +162,7 @@ describe("kernel: hostile cells", function () {
     } finally {
       await k.close();
     }
-    // What the client's restart does: a new kernel process, which answers.
-    const restarted = await KernelClient.start();
-    try {
-      const { outputs } = await restarted.execute("1 + 1");
-      assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
-    } finally {
-      await restarted.close();
-    }
+    await aRestartedKernelAnswers();
   });
 
   it("an ordinary interrupt of an endless synchronous loop does not trip the stuck-kernel watchdog", async () => {
@@ -172,8 +175,7 @@ describe("kernel: hostile cells", function () {
       assert.strictEqual((await k.reply(id, 30_000)).content["ename"], "InterruptedError");
       await new Promise((resolve) => setTimeout(resolve, 4000)); // past the watchdog's 3 s
       assert.ok(k.alive, "the kernel is still running");
-      const { outputs } = await k.execute("1 + 1");
-      assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
+      await answersTwo(k);
     } finally {
       await k.close();
     }
@@ -187,8 +189,7 @@ describe("kernel: hostile cells", function () {
       assert.strictEqual(reply.content["status"], "error");
       assert.strictEqual(reply.content["ename"], "MemoryLimitError", JSON.stringify(reply.content));
       assert.match(String(reply.content["evalue"]), /heap limit/);
-      const { outputs } = await k.execute("1 + 1");
-      assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
+      await answersTwo(k);
     } finally {
       await k.close();
     }
@@ -217,13 +218,7 @@ describe("kernel: hostile cells", function () {
     } finally {
       await k.close();
     }
-    const restarted = await KernelClient.start();
-    try {
-      const { outputs } = await restarted.execute("1 + 1");
-      assert.deepStrictEqual(ofType(outputs, "execute_result")[0]!.content["data"], { "text/plain": "2" });
-    } finally {
-      await restarted.close();
-    }
+    await aRestartedKernelAnswers();
   });
 
   it("process.exit(3) in a cell ends the kernel with code 3 (no abort)", async () => {

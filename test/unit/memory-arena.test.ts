@@ -46,6 +46,28 @@ function heldAndLeft(script: string): { held: number; left: number } {
   return JSON.parse(out.trim().split("\n").pop()!) as { held: number; left: number };
 }
 
+/**
+ * Loads a model with and without the arena, asserts the third call without it page-faults over `minFaults` times and
+ * with it under a quarter of that, and that both give the same output.
+ */
+async function assertArenaSavesFaults<M extends { release(): Promise<void> }, T extends { data: unknown }>(
+  load: (options: { memoryArena?: boolean }) => Promise<M>, call: (model: M, seed: number) => Promise<T>, minFaults: number, what: string,
+): Promise<void> {
+  const withArena = await load({});
+  const without = await load({ memoryArena: false });
+  try {
+    const a = await faultsOfThirdCall((seed) => call(withArena, seed));
+    const b = await faultsOfThirdCall((seed) => call(without, seed));
+    assert.ok(b > minFaults, `without the arena a ${what} page-faults ${b} times`);
+    assert.ok(a < b / 4, `with the arena ${a} page faults per ${what}, without ${b}`);
+    const [x, y] = [await call(withArena, 3), await call(without, 3)];
+    assert.deepStrictEqual(x.data, y.data);
+  } finally {
+    await withArena.release();
+    await without.release();
+  }
+}
+
 describe("memory arena", function () {
   this.timeout(600_000);
 
@@ -72,20 +94,9 @@ describe("memory arena", function () {
 
     it("steps run without page-faulting their activations in again (against memoryArena: false), same output", async () => {
       const transformer = path.join(dir, "transformer");
-      const withArena = await PixArtTransformer2DModel.fromPretrained(transformer, { inProcess: true });
-      const without = await PixArtTransformer2DModel.fromPretrained(transformer, { inProcess: true, memoryArena: false });
-      try {
-        const a = await faultsOfThirdCall((seed) => withArena.forward(input(seed)));
-        const b = await faultsOfThirdCall((seed) => without.forward(input(seed)));
-        // 38 MB of feed-forward activations alone are ~9,000 pages.
-        assert.ok(b > 5000, `without the arena a step page-faults ${b} times`);
-        assert.ok(a < b / 4, `with the arena ${a} page faults per step, without ${b}`);
-        const [x, y] = [await withArena.forward(input(3)), await without.forward(input(3))];
-        assert.deepStrictEqual(x.data, y.data);
-      } finally {
-        await withArena.release();
-        await without.release();
-      }
+      // 38 MB of feed-forward activations alone are ~9,000 pages.
+      await assertArenaSavesFaults((o) => PixArtTransformer2DModel.fromPretrained(transformer, { inProcess: true, ...o }),
+        (model, seed) => model.forward(input(seed)), 5000, "step");
     });
 
     it("release() returns the arena to the OS", () => {
@@ -116,20 +127,9 @@ describe("memory arena", function () {
     const z = (seed: number) => ({ data: Float32Array.from({ length: 4 * latent * latent }, (_, i) => Math.sin(i + seed)), dims: [1, 4, latent, latent] });
 
     it("decodes run without page-faulting their activations in again (against memoryArena: false), same output", async () => {
-      const withArena = await AutoencoderKL.fromPretrained(vaeDir, { inProcess: true });
-      const without = await AutoencoderKL.fromPretrained(vaeDir, { inProcess: true, memoryArena: false });
-      try {
-        const a = await faultsOfThirdCall((seed) => withArena.decodeRaw(z(seed)));
-        const b = await faultsOfThirdCall((seed) => without.decodeRaw(z(seed)));
-        // One 38 MB activation alone is ~9,000 pages, and the last block makes several.
-        assert.ok(b > 20000, `without the arena a decode page-faults ${b} times`);
-        assert.ok(a < b / 4, `with the arena ${a} page faults per decode, without ${b}`);
-        const [x, y] = [await withArena.decodeRaw(z(3)), await without.decodeRaw(z(3))];
-        assert.deepStrictEqual(x.data, y.data);
-      } finally {
-        await withArena.release();
-        await without.release();
-      }
+      // One 38 MB activation alone is ~9,000 pages, and the last block makes several.
+      await assertArenaSavesFaults((o) => AutoencoderKL.fromPretrained(vaeDir, { inProcess: true, ...o }),
+        (model, seed) => model.decodeRaw(z(seed)), 20000, "decode");
     });
 
     it("release() returns the arena to the OS", () => {
