@@ -121,17 +121,9 @@ def write(out: str) -> dict:
 
 
 def check() -> int:
-    from safetensors.torch import load_file
-
     with tempfile.TemporaryDirectory() as tmp:
         write(tmp)
-        old = load_file(os.path.join(FIXTURE_DIR, "reference.safetensors"))
-        new = load_file(os.path.join(tmp, "reference.safetensors"))
-        problems = [f"keys {sorted(old)} != {sorted(new)}"] if sorted(old) != sorted(new) else []
-        for k in sorted(set(old) & set(new)):
-            diff = float((old[k] - new[k]).abs().max()) if old[k].shape == new[k].shape else float("inf")
-            if diff > 1e-6:
-                problems.append(f"{k} differs by {diff:.3g}")
+        problems = evaluate.tensor_problems(FIXTURE_DIR, tmp)
     for p in problems:
         print(p)
     print("FORA references: " + ("OK" if not problems else f"{len(problems)} problem(s)"))
