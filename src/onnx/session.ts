@@ -14,9 +14,9 @@ import { needsX64QuantPrecision } from "./cpu-features";
 import type { BuiltModel } from "./graph";
 import { CheckpointError } from "../io/errors";
 import { WeightsFileChangedError } from "../io/file-guard";
+import { assertCuda, deviceOfProviders, executionProvidersFor, GpuUnavailableError, parseDevice, type Device } from "./device";
 
 const BUFFER_MAX_LENGTH = bufferConstants.MAX_LENGTH;
-import { assertCuda, deviceOfProviders, executionProvidersFor, GpuUnavailableError, parseDevice, type Device } from "./device";
 
 /** An onnxruntime execution provider: its name, or its name with provider options. */
 export type ExecutionProvider = string | { readonly name: string; readonly [option: string]: unknown };
