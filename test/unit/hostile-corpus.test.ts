@@ -5,6 +5,7 @@
  * kernel-hostile.test.ts.)
  */
 import * as assert from "assert";
+import { constants as bufferConstants } from "buffer";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
@@ -14,7 +15,8 @@ import { parsePythonJson } from "../../src/io/json";
 import { openWeights } from "../../src/io/checkpoint";
 import { openSafetensors, parseSafetensorsHeader } from "../../src/io/safetensors";
 import { checkFiniteWeights } from "../../src/io/weight-scan";
-import { AutoencoderKL, parseAutoencoderKLConfig } from "../../src/models/autoencoder-kl";
+import { AutoencoderKL, buildAutoencoderKLGraph, parseAutoencoderKLConfig } from "../../src/models/autoencoder-kl";
+import { createSession } from "../../src/onnx/session";
 import { PixArtTransformer2DModel, parsePixArtTransformerConfig } from "../../src/models/pixart-transformer-2d";
 import { T5EncoderModel, parseT5Config } from "../../src/models/t5-encoder";
 import { NonFiniteTensorError, PipelineArgumentError, PixArtSigmaPipeline } from "../../src/pipeline/pixart-sigma";
@@ -233,6 +235,20 @@ describe("hostile corpus: a weights file truncated between denoising steps", fun
     assert.strictEqual(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as { length: number; same: boolean };
     assert.ok(out.length > 0 && out.same, r.stdout);
+  });
+
+  it("copyWeights refuses a file over Node's Buffer limit with a CheckpointError naming it (before reading it)", async () => {
+    const vae = path.join(copyTiny(dir), "vae");
+    const file = path.join(vae, "diffusion_pytorch_model.safetensors");
+    const config = parseAutoencoderKLConfig(JSON.parse(fs.readFileSync(path.join(vae, "config.json"), "utf8")) as Record<string, unknown>, "config.json");
+    const built = buildAutoencoderKLGraph(config, await openWeights(vae));
+    fs.truncateSync(file, bufferConstants.MAX_LENGTH + 1); // sparse: no disk blocks for the extension
+    try {
+      await assert.rejects(createSession(built, { copyWeights: true }), (e: unknown) =>
+        e instanceof CheckpointError && e.message.includes(fs.realpathSync(file)) && /copyWeights reads each file whole/.test(e.message));
+    } finally {
+      fs.rmSync(file);
+    }
   });
 
   it("copyWeights through the session worker (the models' default) decodes exactly as the mapped session", async () => {
