@@ -8,7 +8,7 @@
 import * as path from "path";
 import type { TensorInfo, WeightSource } from "../io/types";
 import { GraphBuilder, type BuiltModel, type Value } from "../onnx/graph";
-import { concatShape, conv2d, dim, groupNorm, linear, multiHeadAttention, reshape, silu, transpose, upsampleNearest2d } from "../onnx/ops";
+import { concatShape, conv2d, dim, groupNorm, linear, multiHeadAttention, reshape, silu, transpose, upsampleConv2d } from "../onnx/ops";
 import type { ModelSession, SessionConfig } from "../onnx/session";
 import { openWeights, withAliases, type WeightOptions } from "../io/checkpoint";
 import { readJsonObject } from "../io/json";
@@ -166,8 +166,7 @@ function midBlock(ctx: Ctx, x: Value, channels: number, withAttention: boolean):
 function upDecoderBlock(ctx: Ctx, x: Value, prefix: string, inCh: number, outCh: number, resnets: number, upsample: boolean): Value {
   for (let j = 0; j < resnets; j++) x = resnetBlock(ctx, x, `${prefix}.resnets.${j}`, j === 0 ? inCh : outCh, outCh);
   if (!upsample) return x;
-  const up = upsampleNearest2d(ctx.g, x, 2);
-  return conv2d(ctx.g, up, `${prefix}.upsamplers.0.conv`, { inChannels: outCh, outChannels: outCh, kernel: 3 });
+  return upsampleConv2d(ctx.g, x, `${prefix}.upsamplers.0.conv`, outCh);
 }
 
 /** ResnetBlock2D, pre-norm, no time embedding, output_scale_factor 1 (so no division). */
