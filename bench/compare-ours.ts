@@ -62,7 +62,7 @@ function model<T extends Model>(cmd: Cmd, fallback: string): T {
 }
 
 function session(cmd: Cmd): SessionConfig {
-  return { intraOpNumThreads: threads, ...(cmd.profile ? { profile: cmd.profile as string, inProcess: true } : {}) };
+  return { intraOpNumThreads: threads, ...(cmd.prepack ? { prepack: true } : {}), ...(cmd.profile ? { profile: cmd.profile as string, inProcess: true } : {}) };
 }
 
 const ops: Record<string, (cmd: Cmd) => Promise<Record<string, unknown>>> = {

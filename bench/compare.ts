@@ -289,14 +289,14 @@ const GROUP_IMAGES = new Set(["e2e"]);
 
 const HELP = `bench:compare [--only gemm,load,transformer,vae,e2e,tiled,t5] [--sizes 256,512,1024] [--vae-sizes 256,512,1024]
   [--tiled-size 2048] [--reps 3] [--threads 2] [--dir .bench/fullsize] [--out docs/benchmarks.md] [--json file]
-  [--no-int8] [--no-autocast] [--t5-fp32] [--smoke]`;
+  [--no-int8] [--no-autocast] [--prepack] [--t5-fp32] [--smoke]`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     only: { type: "string" }, sizes: { type: "string" }, "vae-sizes": { type: "string" }, "tiled-size": { type: "string" },
     reps: { type: "string" }, threads: { type: "string" }, dir: { type: "string" },
     out: { type: "string" }, json: { type: "string" }, "no-int8": { type: "boolean", default: false },
-    "no-autocast": { type: "boolean", default: false }, "t5-fp32": { type: "boolean", default: false },
+    "no-autocast": { type: "boolean", default: false }, prepack: { type: "boolean", default: false }, "t5-fp32": { type: "boolean", default: false },
     smoke: { type: "boolean", default: false }, help: { type: "boolean", default: false },
   } });
   if (values.help) return void console.log(HELP);
@@ -307,6 +307,7 @@ async function main(): Promise<void> {
   const threads = Number(values.threads ?? (smoke ? 1 : 2));
   const int8 = !values["no-int8"];
   const autocast = !values["no-autocast"];
+  const prepack = values.prepack!;
   const sizes = (values.sizes ?? (smoke ? "64" : "256,512")).split(",").map(Number);
   const vaeSizes = (values["vae-sizes"] ?? (smoke ? "48" : "256,512")).split(",").map(Number);
   const tiledSize = Number(values["tiled-size"] ?? (smoke ? 80 : 2048));
@@ -365,6 +366,11 @@ async function main(): Promise<void> {
       report.notes.push(`pixart-ts int8 transformer: the Linears of the transformer blocks quantized at load (DynamicQuantizeMatMul, docs/quantization.md); load ${fmtS(r.seconds!)} s including quantization on first use (cached afterwards).`);
     }
 
+    if (prepack && groups.has("transformer")) {
+      const r = await ours.send({ op: "load", component: "transformer", key: "transformer-prepack", dir: path.join(dir, "transformer"), prepack: true });
+      report.notes.push(`pixart-ts fp32 prepacked: the same fp32 transformer with \`prepack: true\` (MLAS packs every MatMul weight into anonymous memory at session creation); load ${fmtS(r.seconds!)} s.`);
+    }
+
     const caseList: Case[] = [];
     if (groups.has("transformer")) {
       for (const size of sizes) {
@@ -376,6 +382,7 @@ async function main(): Promise<void> {
         caseList.push({ group: "transformer", title: `${size} px (${(lat / 2) ** 2} image tokens)`, inputs, variants: [
           { label: "pixart-ts fp32", worker: "ours", cmd: { op: "transformer" } },
           { label: REFERENCE, worker: "theirs", cmd: { op: "transformer" } },
+          ...(prepack ? [{ label: "pixart-ts fp32 prepacked", worker: "ours" as const, cmd: { op: "transformer", key: "transformer-prepack" }, compareTo: "pixart-ts fp32" }] : []),
           ...(int8 ? [{ label: "pixart-ts int8", worker: "ours" as const, cmd: { op: "transformer", key: "transformer-int8" }, compareTo: "pixart-ts fp32" }] : []),
           ...(autocast ? [{ label: "diffusers bf16 autocast", worker: "theirs" as const, cmd: { op: "transformer", autocast: true } }] : []),
         ] });
