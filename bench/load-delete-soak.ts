@@ -4,11 +4,17 @@
  * warm-up; the bench prints start → end and two trend figures that one noisy reading cannot move (see soakTrend).
  * SOAK_READINGS=file.json writes the readings; SOAK_SMAPS=1 adds anonymous memory by kind of mapping (anonymousByKind).
  *
- * Run: npm run build && node --expose-gc dist/bench/load-delete-soak.js [cycles=1000] [warmup=50]
+ * It runs under the notebook kernel's process settings (node flags and environment from kernel/src/install.ts:
+ * the soak is what a kernel session does), by starting itself again with them; `--node-defaults` runs it under
+ * plain `node --expose-gc` instead.
+ *
+ * Run: npm run build && node dist/bench/load-delete-soak.js [cycles=1000] [warmup=50] [--node-defaults]
  */
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { kernelEnv, kernelNodeFlags } from "../kernel/src/install";
 import { formatBytes, processMemory } from "../src/memory/probes";
 import { PixArtSigmaPipeline } from "../src/pipeline/pixart-sigma";
 import { fixturesDir } from "../test/helpers/paths";
@@ -107,9 +113,25 @@ export function anonymousByKind(): Record<string, number> {
 
 const pct = (f: number) => `${f >= 0 ? "+" : ""}${(f * 100).toFixed(2)} %`;
 
+/** Marks the process started with the settings asked for, so it does not start itself again. */
+const SETTINGS_APPLIED = "PIXART_SOAK_SETTINGS";
+
+/** Starts this bench again with the kernel's node flags and environment (or plain node's), and returns its exit code. */
+function rerunWithSettings(args: string[], nodeDefaults: boolean): number {
+  const flags = nodeDefaults ? ["--expose-gc"] : kernelNodeFlags;
+  const env = nodeDefaults ? {} : kernelEnv;
+  const label = nodeDefaults ? "plain node" : "the kernel's settings";
+  console.log(`under ${label}: node ${flags.join(" ")}${Object.entries(env).map(([k, v]) => `, ${k}=${v}`).join("")}`);
+  const run = spawnSync(process.execPath, [...flags, __filename, ...args], { stdio: "inherit", env: { ...process.env, ...env, [SETTINGS_APPLIED]: "1" } });
+  return run.status ?? 1;
+}
+
 async function main(): Promise<void> {
-  const cycles = Number(process.argv[2] ?? 1000);
-  const warmup = Number(process.argv[3] ?? 50);
+  const args = process.argv.slice(2);
+  const positional = args.filter((a) => !a.startsWith("--"));
+  if (!process.env[SETTINGS_APPLIED]) return void (process.exitCode = rerunWithSettings(positional, args.includes("--node-defaults")));
+  const cycles = Number(positional[0] ?? 1000);
+  const warmup = Number(positional[1] ?? 50);
   const every = Math.max(1, Math.floor(cycles / 100));
   const window = 10;
   const pipe = await openSoakPipeline();

@@ -19,9 +19,20 @@ export const defaultKernelName = "pixart-ts";
 export const defaultDisplayName = "TypeScript (pixart-ts)";
 /**
  * Node flags the product needs: --expose-gc lets memory reports force a collection before measuring;
- * --enable-source-maps shows library frames of tracebacks at their src/*.ts lines.
+ * --enable-source-maps shows library frames of tracebacks at their src/*.ts lines; --min-semi-space-size=16 starts
+ * V8's young generation at its largest size (Node 20's default maximum for this heap), where it would otherwise
+ * double once, hours into a session of loading and deleting models: +16 MiB of RSS that looks like a leak
+ * (bench/load-delete-soak.ts, docs/memory.md).
  */
-export const kernelNodeFlags = ["--expose-gc", "--enable-source-maps"];
+export const kernelNodeFlags = ["--expose-gc", "--enable-source-maps", "--min-semi-space-size=16"];
+
+/**
+ * Environment the kernel starts with. MALLOC_ARENA_MAX=2: glibc gives every thread that allocates its own malloc
+ * arena; a kernel starts a worker thread per model load (and onnxruntime its pool threads per session), and the
+ * freed memory left scattered over those arenas wandered ±15–20 MiB over a load/delete soak. Two arenas keep RSS
+ * flat and lower (docs/memory.md); the run-time cost is measured by bench/process-settings.ts.
+ */
+export const kernelEnv: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
 
 export class InstallError extends Error {
   override name = "InstallError";
@@ -59,7 +70,7 @@ export function kernelSpec(options: KernelSpecOptions = {}): KernelSpec {
     // Jupyter sends interrupt_request on control; the kernel decides whether SIGINT is needed (kernel/src/io-worker.ts).
     // A raw SIGINT (signal mode, Ctrl-C in a terminal) works too, but can land between two vm calls.
     interrupt_mode: "message",
-    env: {},
+    env: { ...kernelEnv },
     metadata: { debugger: false },
   };
 }

@@ -21,12 +21,27 @@ describe("kernel install", function () {
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it("writes absolute node and main.js paths with --expose-gc and --enable-source-maps", () => {
+  it("writes absolute node and main.js paths with the kernel's node flags and environment", () => {
     const spec = kernelSpec({ main: kernelMain });
-    assert.deepStrictEqual(spec.argv, [process.execPath, "--expose-gc", "--enable-source-maps", kernelMain, "{connection_file}"]);
+    assert.deepStrictEqual(spec.argv, [process.execPath, "--expose-gc", "--enable-source-maps", "--min-semi-space-size=16", kernelMain, "{connection_file}"]);
+    assert.deepStrictEqual(spec.env, { MALLOC_ARENA_MAX: "2" });
     assert.strictEqual(spec.language, "typescript");
     assert.strictEqual(spec.interrupt_mode, "message");
-    assert.ok(spec.argv.slice(0, 3).every((p) => p.startsWith("--") || path.isAbsolute(p)));
+    assert.ok(spec.argv.slice(0, 4).every((p) => p.startsWith("--") || path.isAbsolute(p)));
+  });
+
+  it("the node flags are ones this node accepts, and they start V8's young generation at its largest size", async () => {
+    const spec = kernelSpec({ main: kernelMain });
+    const flags = spec.argv.slice(1, spec.argv.indexOf(kernelMain));
+    const probe = "const v8 = require('v8'); const s = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');" +
+      "console.log(JSON.stringify({ gc: typeof gc, newSpace: s.space_size }))";
+    const plain = await run(process.execPath, ["-e", probe], { timeoutMs: 20_000 });
+    const kernel = await run(process.execPath, [...flags, "-e", probe], { env: { ...process.env, ...spec.env }, timeoutMs: 20_000 });
+    assert.strictEqual(kernel.code, 0, kernel.output);
+    const a = JSON.parse(plain.output.trim()) as { newSpace: number };
+    const b = JSON.parse(kernel.output.trim()) as { gc: string; newSpace: number };
+    assert.strictEqual(b.gc, "function");
+    assert.ok(b.newSpace >= 16 * 2 ** 20 && a.newSpace < b.newSpace, `new space ${a.newSpace} → ${b.newSpace}`);
   });
 
   it("installs into a prefix and `jupyter kernelspec list` shows it", async () => {
