@@ -46,7 +46,7 @@ async function child(dir: string, size: number, calls: number, threads: number):
   const gen = new TorchGenerator(0);
   const lat = size / 8;
   const seq = 300;
-  const caption = 4096;
+  const caption = transformer.config.captionChannels ?? transformer.config.crossAttentionDim;
   const mask = new BigInt64Array(2 * seq);
   for (let i = 0; i < 20; i++) mask[i] = 1n;
   mask[seq] = 1n;

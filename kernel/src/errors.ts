@@ -167,7 +167,6 @@ export function interruptedContent(e: unknown, cells: readonly CompiledCell[], g
   return { ename: interruptedErrorName, evalue, traceback: [`${red(interruptedErrorName)}: ${evalue}`, ...stack] };
 }
 
-/** A cell the I/O worker stopped because the process's memory neared the JS heap limit (see io-worker.ts). */
 /** Why the kernel ends when a cell fills the JS heap outside synchronous code (see io-worker.ts); bytes. */
 export function heapExhaustedMessage(used: number, limit: number): string {
   const mb = (n: number): string => (n / 2 ** 20).toFixed(0);
@@ -179,16 +178,20 @@ export function heapExhaustedMessage(used: number, limit: number): string {
   );
 }
 
-export function heapExhaustedContent(used: number, limit: number): ErrorContent {
+function memoryLimitContent(evalue: string): ErrorContent {
   const ename = "MemoryLimitError";
-  const evalue = heapExhaustedMessage(used, limit);
   return { ename, evalue, traceback: [`${red(ename)}: ${evalue}`] };
 }
 
+/** The reply of a cell that filled the JS heap where the kernel could not stop it (the kernel ends after it). */
+export function heapExhaustedContent(used: number, limit: number): ErrorContent {
+  return memoryLimitContent(heapExhaustedMessage(used, limit));
+}
+
+/** A cell the I/O worker stopped because the process's memory neared the JS heap limit (see io-worker.ts). */
 export function memoryStoppedContent(): ErrorContent {
-  const ename = "MemoryLimitError";
-  const evalue =
+  return memoryLimitContent(
     "the cell was stopped: the kernel's memory neared the JS heap limit (V8 would have ended the process). " +
-    "What the cell stored in top-level names is still referenced; delete or reassign it to free the memory";
-  return { ename, evalue, traceback: [`${red(ename)}: ${evalue}`] };
+      "What the cell stored in top-level names is still referenced; delete or reassign it to free the memory",
+  );
 }

@@ -21,7 +21,7 @@ export const defaultDisplayName = "TypeScript (pixart-ts)";
  * Node flags the product needs: --expose-gc lets memory reports force a collection before measuring;
  * --enable-source-maps shows library frames of tracebacks at their src/*.ts lines; --min-semi-space-size=16 starts
  * V8's young generation at its largest size (Node 20's default maximum for this heap), where it would otherwise
- * double once, hours into a session of loading and deleting models: +16 MiB of RSS that looks like a leak
+ * double once, a few hundred model loads into a session (cycles 200–300 of the soak): +16 MiB of RSS that looks like a leak
  * (bench/load-delete-soak.ts, docs/memory.md).
  */
 export const kernelNodeFlags = ["--expose-gc", "--enable-source-maps", "--min-semi-space-size=16"];

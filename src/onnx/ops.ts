@@ -117,9 +117,9 @@ export function upsampleConv2d(g: GraphBuilder, x: Value, prefix: string, channe
   const b = g.weight(`${prefix}.bias`, [channels]);
   // Rows 2a and 2a + 1 of `taps` are phase a's two taps along one axis, as sums of the three 3×3 taps.
   const taps = g.constF32(Float32Array.of(1, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 1), [4, 3]);
-  const tapsT = g.constF32(Float32Array.of(1, 0, 1, 0, 0, 1, 1, 0, 0, 1, 0, 1), [3, 4]);
-  // [C, C, 4, 4]: entry [2a + i, 2b + j] is tap (i, j) of phase (a, b). Constant-folded at session creation.
-  const phased = g.op("MatMul", [g.op("MatMul", [taps, w]), tapsT], {}, { name: `${prefix}/phase_taps` });
+  // [C, C, 4, 4] = taps · w · tapsᵀ: entry [2a + i, 2b + j] is tap (i, j) of phase (a, b). Constant-folded at session creation.
+  const rows = g.op("MatMul", [taps, w]);
+  const phased = g.op("MatMul", [rows, g.op("Transpose", [taps], { perm: [1, 0] })], {}, { name: `${prefix}/phase_taps` });
   const phases: Value[] = [];
   for (const a of [0, 1]) {
     for (const c of [0, 1]) {
