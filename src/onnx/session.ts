@@ -26,9 +26,9 @@ export interface SessionConfig {
   intraOpNumThreads?: number;
   /**
    * Prepack MatMul weights. Default false. Measured on the PixArt-Σ transformer (AVX-512 EPYC, docs/benchmarks.md):
-   * a 512 px step −14 % CPU time, its GEMMs 10–20 % faster still at 1024 px; but session creation packs every
-   * weight into a full anonymous copy (+2.3 GiB for the fp32 transformer) instead of mapping the checkpoint, and
-   * the fp32 results differ from the unpacked ones by rounding (~1e-6).
+   * a 512 px step −14 % CPU time (−4 % wall with 2 threads), a 1024 px step 3–11 % faster; but session creation
+   * packs every weight into a full anonymous copy (+2.3 GiB for the fp32 transformer) instead of mapping the
+   * checkpoint, and the fp32 results differ from the unpacked ones by rounding (~1e-6).
    */
   prepack?: boolean;
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
