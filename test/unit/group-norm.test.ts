@@ -71,7 +71,7 @@ describe("groupNorm: torch nn.GroupNorm against its float64 definition", functio
   });
 
   it("stays at float32 rounding on a group of 4,194,304 values with a mean far from 0", async () => {
-    // 8 groups of 4 channels × 1024 × 1024. InstanceNormalization: 4.7e-4 here; two-level sums: a few ulps.
+    // 8 groups of 4 channels × 1024 × 1024. Measured: InstanceNormalization 1.2e-3 here, two-level sums 5.9e-6 (scale 15.5).
     const { worst, scale } = await worstError([1, 32, 1024, 1024], 8, 5);
     assert.ok(worst <= 2e-6 * scale, `max |Δ| ${worst} at output scale ${scale}`);
   });
