@@ -3,8 +3,9 @@
  * layers, self-/cross-attention, GELU, LayerNorm, elementwise), per denoising step, with the GFLOP/s each kind of
  * Linear reaches (2·rows·K·N per call over its kernel time), and wall and CPU time per step. `--variants` loads
  * several variants of this build (fp32, fp32-prepack, int8, int8-prepack) whose steps alternate in one process;
- * with `--against DIR` they also alternate with another build of this repository (e.g. main's, `DIR/dist`), so
- * machine load hits all alike. CPU time (process.cpuUsage, all threads) is far less disturbed by other processes
+ * with `--against DIR` they also alternate with another build's step graph (e.g. main's, `DIR/dist`), fed the full
+ * padded prompt, and with `--against-model DIR` with another build's PixArtTransformer2DModel loaded with the first
+ * variant's options (a model-to-model A/B), so machine load hits all alike. CPU time (process.cpuUsage, all threads) is far less disturbed by other processes
  * than wall time; with `--threads 1` it is the step's own work.
  *
  * Input: a CFG batch of 2 at `--latent` × `--latent` latents (64 = 512 px) with a 300-token padded prompt that keeps
@@ -14,6 +15,7 @@
  *   .venv/bin/python tools/reference/make_fullsize.py /tmp/pixart-full --components transformer
  * Run: npm run build && node --expose-gc dist/bench/transformer-profile.js /tmp/pixart-full/transformer \
  *        [--latent 64] [--steps 3] [--threads 2] [--variants fp32,int8] [--cache-dir DIR] [--against /path/to/other/checkout/dist]
+ *        [--against-model /path/to/other/checkout/dist]
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -127,19 +129,25 @@ async function main(): Promise<void> {
 
   const runners: (Runner & { prefix: string })[] = [];
   let model: PixArtTransformer2DModel | undefined;
-  for (const variant of arg("variants", "fp32").split(",")) {
+  const variants = arg("variants", "fp32").split(",");
+  const load = async (Model: typeof PixArtTransformer2DModel, variant: string, label: string, prefix: string) => {
     const opts = VARIANTS[variant];
     if (!opts) throw new Error(`--variants: expected some of ${Object.keys(VARIANTS).join(", ")}, got ${JSON.stringify(variant)}`);
-    const prefix = path.join(work, variant);
     const cacheDir = arg("cache-dir", "") || undefined;
-    const m = await PixArtTransformer2DModel.fromPretrained(dir, { ...opts, cacheDir, inProcess: true, intraOpNumThreads: threads, profile: prefix, log: console.log });
+    const m = await Model.fromPretrained(dir, { ...opts, cacheDir, inProcess: true, intraOpNumThreads: threads, profile: prefix, log: console.log });
     model ??= m;
     runners.push({
-      label: `this build, ${variant}`,
+      label,
       prefix,
       step: async (latents, t) => (await m.forward({ hiddenStates: latents, ...text, timestep: [t, t] })).data as Float32Array,
       release: () => m.release(),
     });
+  };
+  for (const variant of variants) await load(PixArtTransformer2DModel, variant, `this build, ${variant}`, path.join(work, variant));
+  const againstModel = arg("against-model", "");
+  if (againstModel) {
+    const other = require(path.resolve(againstModel, "src/models/pixart-transformer-2d")) as typeof import("../src/models/pixart-transformer-2d");
+    await load(other.PixArtTransformer2DModel, variants[0], `model of ${againstModel}, ${variants[0]}`, path.join(work, "against-model"));
   }
   if (against) {
     // The other build's graph in a session made here (so it is profiled the same way), fed as that build feeds it.

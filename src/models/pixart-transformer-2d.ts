@@ -121,6 +121,11 @@ export interface PixArtGraphOptions {
    * feed-forward outputs, "reuse" takes them as inputs and skips computing them. Absent in the default graph.
    */
   cache?: "save" | "reuse";
+  /**
+   * false: every row takes the ordinary cross-attention path, even rows that keep a single key (crossAttention).
+   * For tests and A/B benchmarks only; the two agree to float rounding.
+   */
+  singleKeyShortcut?: boolean;
 }
 
 /** Graph input (step graph) and output (text graph) holding block `layer`'s cross-attention keys, [B, L, inner dim]. */
@@ -150,12 +155,12 @@ export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, w
   const posEmbed = g.input("pos_embed", "float32", [1, "tokens", config.innerDim]);
 
   const embedded = pixartEmbed(g, config, linear, { hiddenStates, timestep, posEmbed });
-  const text = keysValues ? { ...keysValues, keyPaddingMask: keyPaddingMask(g, encoderMask) } : pixartTextContext(g, config, linear, encoderHiddenStates!, encoderMask);
+  const text = keysValues ? maskContext(g, keysValues, encoderMask) : pixartTextContext(g, config, linear, encoderHiddenStates!, encoderMask);
   const probe = opts.crossAttentionLayers
     ? new CrossAttentionProbe(g, opts.crossAttentionLayers, config.numAttentionHeads, config.attentionHeadDim, encoderMask)
     : undefined;
   const cache = opts.cache ? new ForaGraphCache(g, opts.cache, config.innerDim) : undefined;
-  const out = pixartBlocksAndOutput(g, config, linear, hiddenStates, embedded, text, probe, cache);
+  const out = pixartBlocksAndOutput(g, config, linear, hiddenStates, embedded, opts.singleKeyShortcut === false ? { ...text, singleKeyRows: undefined } : text, probe, cache);
   g.output(out, "sample", "float32", ["batch", config.outChannels, "height", "width"]);
   return g.build();
 }
@@ -194,6 +199,8 @@ export interface PixArtKeysValues {
 export interface PixArtTextContext extends PixArtKeysValues {
   /** int32 [B, L]: 1 keeps a key. */
   keyPaddingMask: Value;
+  /** int64 [1]: how many leading rows attend to a single key (leadingSingleKeyRows); absent: none taken apart. */
+  singleKeyRows?: Value;
 }
 
 /** PatchEmbed and AdaLayerNormSingle: the parts of the forward pass that read the latents and the timestep first. */
@@ -216,7 +223,12 @@ export function pixartEmbed(g: GraphBuilder, config: PixArtTransformer2DConfig, 
 
 /** Everything cross-attention reads: every block's keys and values (pixartKeysValues) and the key mask. */
 export function pixartTextContext(g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, encoderHiddenStates: Value, encoderMask: Value): PixArtTextContext {
-  return { ...pixartKeysValues(g, config, linear, encoderHiddenStates), keyPaddingMask: keyPaddingMask(g, encoderMask) };
+  return maskContext(g, pixartKeysValues(g, config, linear, encoderHiddenStates), encoderMask);
+}
+
+/** Adds what the blocks read from the mask to the prompt's keys and values. */
+function maskContext(g: GraphBuilder, keysValues: PixArtKeysValues, encoderMask: Value): PixArtTextContext {
+  return { ...keysValues, keyPaddingMask: keyPaddingMask(g, encoderMask), singleKeyRows: leadingSingleKeyRows(g, encoderMask) };
 }
 
 /**
@@ -243,6 +255,22 @@ function keyPaddingMask(g: GraphBuilder, encoderMask: Value): Value {
 }
 
 /**
+ * int64 [1]: the number of leading batch rows whose mask keeps exactly one key, the first (with guidance and
+ * diffusers' default empty negative prompt, the unconditional half: "" is the single token </s>), at most B − 1.
+ * Cross-attention in such a row needs neither its queries nor its probabilities (see crossAttention). The first
+ * row that does not qualify is found with ArgMin over [qualifies…, 0]; B − 1 keeps the other path non-empty.
+ */
+export function leadingSingleKeyRows(g: GraphBuilder, encoderMask: Value): Value {
+  const one = g.constI64([1]);
+  const kept = g.op("ReduceSum", [encoderMask, one], { keepdims: 0 });
+  const first = g.op("Squeeze", [g.op("Slice", [encoderMask, g.constI64([0]), one, one]), one]);
+  const single = g.op("And", [g.op("Equal", [kept, one]), g.op("Equal", [first, one])]);
+  const flags = g.op("Concat", [g.op("Cast", [single], { to: 7 /* int64 */ }), g.constI64([0])], { axis: 0 });
+  const leading = g.op("ArgMin", [flags], { axis: 0, keepdims: 1 });
+  return g.op("Min", [leading, g.op("Sub", [dim(g, encoderMask, 0), one])]);
+}
+
+/**
  * The prompt's part of the transformer (pixartKeysValues) as a graph of its own: input `encoder_hidden_states`,
  * outputs `textKeyName(i)` / `textValueName(i)`, which a graph built with `text: "keys-values"` takes. None of it
  * depends on the latents or the timestep, so PixArtTransformer2DModel runs it once per prompt.
@@ -264,10 +292,11 @@ export function pixartBlocksAndOutput(
   const { innerDim: d, patchSize: p, outChannels } = config;
   let x = embedded.tokens;
   for (let i = 0; i < config.numLayers; i++) {
+    // The attention-map probe reads every row's queries, so its graph keeps the plain path.
     const onCrossAttention = probe && ((q: Value, k: Value) => probe.record(i, q, k));
-    const kv = { k: context.keys[i], v: context.values[i] };
+    const text = { k: context.keys[i], v: context.values[i], keyPaddingMask: context.keyPaddingMask, singleKeyRows: probe ? undefined : context.singleKeyRows };
     const blockCache = cache && { attention: (f: () => Value) => cache.attention(i, f), feedForward: (f: () => Value) => cache.feedForward(i, f) };
-    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, kv, embedded.t6, context.keyPaddingMask, onCrossAttention, blockCache);
+    x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, text, embedded.t6, onCrossAttention, blockCache);
   }
 
   // Final layer: shift/scale from tEmb (not from t6), then the per-patch projection.
@@ -291,7 +320,7 @@ function modulate(g: GraphBuilder, x: Value, shift: Value, scale: Value): Value 
 }
 
 function transformerBlock(
-  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, text: KeysValues, t6: Value, keyPaddingMask: Value,
+  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, text: BlockText, t6: Value,
   onCrossAttention?: (q: Value, k: Value) => void, cache?: BlockCache,
 ): Value {
   const d = config.innerDim;
@@ -309,7 +338,8 @@ function transformerBlock(
 
   // PixArt's cross-attention reads the residual stream directly: no norm, no gate. Its keys and values come from
   // the prompt only (pixartKeysValues).
-  x = g.op("Add", [attention(g, config, linear, `${prefix}.attn2`, x, text, keyPaddingMask, onCrossAttention), x]);
+  x = text.singleKeyRows ? crossAttention(g, config, linear, `${prefix}.attn2`, x, text, text.singleKeyRows)
+    : g.op("Add", [attention(g, config, linear, `${prefix}.attn2`, x, text, text.keyPaddingMask, onCrossAttention), x]);
 
   const h = cached("feedForward", () => {
     const n2 = modulate(g, layerNorm(g, x, d, config.normEps), shiftMlp, scaleMlp);
@@ -333,6 +363,12 @@ interface KeysValues {
   v: Value;
 }
 
+/** One block's view of the prompt: its cross-attention keys and values, the mask, and the single-key row count. */
+interface BlockText extends KeysValues {
+  keyPaddingMask: Value;
+  singleKeyRows?: Value;
+}
+
 /** diffusers' Attention with its key/value projections already applied: to_q, attention, to_out. */
 function attention(
   g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, { k, v }: KeysValues, keyPaddingMask?: Value,
@@ -343,6 +379,33 @@ function attention(
   const o = multiHeadAttention(g, q, k, v, config.numAttentionHeads, { keyPaddingMask });
   onProjections?.(q, k);
   return linear(g, o, `${prefix}.to_out.0`, { shape: [d, d] });
+}
+
+/**
+ * Cross-attention plus the residual, x + attn2(x), with the first `singleKeyRows` rows (int64 [1]) taken apart.
+ *
+ * A row whose mask keeps one key, the first: diffusers adds −10000 to the other keys' scores, so their softmax
+ * weights are exp(−10000 + …) = 0 in float32 and the kept key's is exactly 1, whatever the queries. That row's
+ * attention output is its first value vector at every image token, and to_out of it is one row: no to_q, no
+ * attention, and to_out on 1 row instead of one per image token. Under guidance with diffusers' default empty
+ * negative prompt that is the whole unconditional half, 1/14 of the step's Linear FLOPs. The other rows take the
+ * ordinary path. The single rows' to_out also gets a row of zeros, so that it never runs on an empty batch.
+ */
+function crossAttention(
+  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, prefix: string, x: Value, text: BlockText, singleKeyRows: Value,
+): Value {
+  const d = config.innerDim;
+  const zero = g.constI64([0]);
+  const end = g.constI64([Number.MAX_SAFE_INTEGER]);
+  const rows = (t: Value, from: Value, to: Value) => g.op("Slice", [t, from, to, zero]);
+  const firstValues = g.op("Slice", [text.v, g.constI64([0, 0]), g.op("Concat", [singleKeyRows, g.constI64([1])], { axis: 0 }), g.constI64([0, 1])]);
+  const padded = g.op("Concat", [firstValues, g.constF32(new Float32Array(d), [1, 1, d])], { axis: 0 });
+  const singleOut = rows(linear(g, padded, `${prefix}.to_out.0`, { shape: [d, d] }), zero, singleKeyRows);
+  const single = g.op("Add", [singleOut, rows(x, zero, singleKeyRows)]);
+  const rest = rows(x, singleKeyRows, end);
+  const restText = { k: rows(text.k, singleKeyRows, end), v: rows(text.v, singleKeyRows, end) };
+  const others = g.op("Add", [attention(g, config, linear, prefix, rest, restText, rows(text.keyPaddingMask, singleKeyRows, end)), rest]);
+  return g.op("Concat", [single, others], { axis: 0 });
 }
 
 /**
