@@ -14,6 +14,7 @@ import { buildPixArtTransformerGraph, parsePixArtTransformerConfig, PixArtTransf
 import { firstTokens, padLastAxis, validTextLength } from "../../src/models/pixart-transformer-2d-text";
 import { createSession } from "../../src/onnx/session";
 import { fixturesDir } from "../helpers/paths";
+import { maxAbsDiff, runStepGraph, transformerInput, type TransformerTestInput } from "../helpers/transformer-inputs";
 
 const DIR = path.join(fixturesDir, "tiny-square", "pipeline", "transformer");
 
@@ -43,7 +44,7 @@ describe("transformer text graph: trimmed, once per prompt", () => {
   describe("the model against the untrimmed single graph", () => {
     let model: PixArtTransformer2DModel;
     let full: ort.InferenceSession;
-    const [batch, len, latent] = [3, 40, 8];
+    const [len, latent] = [40, 8];
     before(async () => {
       const config = parsePixArtTransformerConfig(await readJsonObject(path.join(DIR, "config.json")), "config.json");
       model = await PixArtTransformer2DModel.fromPretrained(DIR, { inProcess: true });
@@ -54,32 +55,9 @@ describe("transformer text graph: trimmed, once per prompt", () => {
       await full?.release();
     });
 
-    /** Rows keeping 3, 17 and 9 tokens; the padding positions hold non-zero features, as T5's do. */
-    function input(keep: number[], seed = 0) {
-      const c = model.config.captionChannels!;
-      const m = new BigInt64Array(batch * len);
-      keep.forEach((n, r) => m.fill(1n, r * len, r * len + n));
-      return {
-        hiddenStates: { data: Float32Array.from({ length: batch * 4 * latent * latent }, (_, i) => Math.sin(i * 0.7 + seed)), dims: [batch, 4, latent, latent] },
-        encoderHiddenStates: { data: Float32Array.from({ length: batch * len * c }, (_, i) => Math.cos(i * 0.13 + seed)), dims: [batch, len, c] },
-        encoderAttentionMask: { data: m, dims: [batch, len] },
-        timestep: [999, 500, 3],
-      };
-    }
-
-    async function expected(inp: ReturnType<typeof input>): Promise<Float32Array> {
-      const p = model.config.patchSize;
-      const out = await full.run({
-        hidden_states: new ort.Tensor("float32", inp.hiddenStates.data, inp.hiddenStates.dims),
-        encoder_hidden_states: new ort.Tensor("float32", inp.encoderHiddenStates.data, inp.encoderHiddenStates.dims),
-        encoder_attention_mask: new ort.Tensor("int64", inp.encoderAttentionMask.data, inp.encoderAttentionMask.dims),
-        timestep: new ort.Tensor("float32", Float32Array.from(inp.timestep), [batch]),
-        pos_embed: new ort.Tensor("float32", model.posEmbed(latent / p, latent / p), [1, (latent / p) ** 2, model.config.innerDim]),
-      });
-      return out.sample.data as Float32Array;
-    }
-
-    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+    const input = (keep: number[], seed = 0) => transformerInput(model, keep, len, latent, [999, 500, 3], seed);
+    const expected = (inp: TransformerTestInput) => runStepGraph(full, model, inp);
+    const maxDiff = maxAbsDiff;
 
     it("rows keeping 3, 17 and 9 of 40 tokens: same sample (trimmed to 17)", async () => {
       const inp = input([3, 17, 9]);
