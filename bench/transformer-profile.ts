@@ -9,13 +9,14 @@
  * than wall time; with `--threads 1` it is the step's own work.
  *
  * Input: a CFG batch of 2 at `--latent` × `--latent` latents (64 = 512 px) with a 300-token padded prompt that keeps
- * 20 tokens (and the negative prompt 1, T5's EOS), timesteps 999 then 500 ... like a pipeline's steps.
+ * 20 tokens (and the negative prompt `--negative-tokens`, default 1: T5's EOS of diffusers' empty negative prompt),
+ * timesteps 999 then 500 ... like a pipeline's steps.
  *
  * Make a full-size random-weight transformer first (2.4 GB, never committed):
  *   .venv/bin/python tools/reference/make_fullsize.py /tmp/pixart-full --components transformer
  * Run: npm run build && node --expose-gc dist/bench/transformer-profile.js /tmp/pixart-full/transformer \
  *        [--latent 64] [--steps 3] [--threads 2] [--variants fp32,int8] [--cache-dir DIR] [--against /path/to/other/checkout/dist]
- *        [--against-model /path/to/other/checkout/dist]
+ *        [--against-model /path/to/other/checkout/dist] [--negative-tokens 1]
  */
 import * as fs from "fs";
 import * as os from "os";
@@ -122,7 +123,8 @@ async function main(): Promise<void> {
   const config = parsePixArtTransformerConfig(await readJsonObject(path.join(dir, "config.json")), "config.json");
   const [b, len, c] = [2, 300, config.captionChannels ?? config.crossAttentionDim];
   const mask = new BigInt64Array(b * len);
-  mask.fill(1n, 0, 1);
+  const negativeTokens = Number(arg("negative-tokens", "1"));
+  mask.fill(1n, 0, negativeTokens);
   mask.fill(1n, len, len + 20);
   const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
   const text = { encoderHiddenStates: { data: rand(b * len * c, 1), dims: [b, len, c] }, encoderAttentionMask: { data: mask, dims: [b, len] } };
@@ -192,7 +194,7 @@ async function main(): Promise<void> {
   for (const r of runners) await r.release();
 
   console.log(`transformer ${dir}: ${config.numLayers} blocks, width ${config.innerDim}; latent ${latent}×${latent} (${(latent / config.patchSize) ** 2} image tokens), ` +
-    `CFG batch 2, 300 text tokens (20 and 1 kept), ${threads} threads, ${steps} steps each (the first one is warm-up)`);
+    `CFG batch 2, 300 text tokens (20 and ${negativeTokens} kept), ${threads} threads, ${steps} steps each (the first one is warm-up)`);
   for (const [i, r] of runners.entries()) {
     const fmt = (xs: number[]) => `${xs.map((x) => (x / 1000).toFixed(2)).join(", ")} s (median after the first ${(median(xs.slice(1)) / 1000).toFixed(2)} s)`;
     console.log(`\n${r.label}: wall per step ${fmt(wall[i])}; CPU per step ${fmt(cpu[i])}` +
