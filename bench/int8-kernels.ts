@@ -53,7 +53,6 @@ interface Chain {
   name: string;
   /** Builds the chain from the graph input "x" to the output "y"; `ranges` are the first chain's (fp32) max |x| and max |y|. */
   build(g: GraphBuilder, x: Value, ranges: Ranges): Value;
-  inputType?: "float32" | "int32";
 }
 
 interface Case {
@@ -69,7 +68,7 @@ interface Case {
 
 async function session(weights: WeightSource, chain: Chain, dims: number[], threads: number, ranges: Ranges): Promise<ort.InferenceSession> {
   const g = new GraphBuilder(chain.name, weights);
-  g.output(chain.build(g, g.input("x", chain.inputType ?? "float32", dims), ranges), "y", "float32", ["d0"]);
+  g.output(chain.build(g, g.input("x", "float32", dims), ranges), "y", "float32", ["d0"]);
   const built = g.build({ "": 21, "com.microsoft": 1 });
   return ort.InferenceSession.create(built.bytes, {
     intraOpNumThreads: threads, enableCpuMemArena: false, logSeverityLevel: 3,

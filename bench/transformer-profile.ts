@@ -5,8 +5,8 @@
  * several variants of this build (fp32, fp32-prepack, int8, int8-prepack) whose steps alternate in one process;
  * with `--against DIR` they also alternate with another build's step graph (e.g. main's, `DIR/dist`), fed the full
  * padded prompt, and with `--against-model DIR` with another build's PixArtTransformer2DModel loaded with the first
- * variant's options (a model-to-model A/B), so machine load hits all alike. CPU time (process.cpuUsage, all threads) is far less disturbed by other processes
- * than wall time; with `--threads 1` it is the step's own work.
+ * variant's options (a model-to-model A/B), so machine load hits all alike. CPU time (process.cpuUsage, all
+ * threads) is far less disturbed by other processes than wall time; with `--threads 1` it is the step's own work.
  *
  * Input: a CFG batch of 2 at `--latent` × `--latent` latents (64 = 512 px) with a 300-token padded prompt that keeps
  * 20 tokens (and the negative prompt `--negative-tokens`, default 1: T5's EOS of diffusers' empty negative prompt),

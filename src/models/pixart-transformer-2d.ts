@@ -155,12 +155,14 @@ export function buildPixArtTransformerGraph(config: PixArtTransformer2DConfig, w
   const posEmbed = g.input("pos_embed", "float32", [1, "tokens", config.innerDim]);
 
   const embedded = pixartEmbed(g, config, linear, { hiddenStates, timestep, posEmbed });
-  const text = keysValues ? maskContext(g, keysValues, encoderMask) : pixartTextContext(g, config, linear, encoderHiddenStates!, encoderMask);
+  // The attention-map probe reads every row's queries, so its graph keeps every row on the ordinary path.
+  const shortcut = opts.singleKeyShortcut !== false && !opts.crossAttentionLayers;
+  const text = keysValues ? maskContext(g, keysValues, encoderMask, shortcut) : pixartTextContext(g, config, linear, encoderHiddenStates!, encoderMask, shortcut);
   const probe = opts.crossAttentionLayers
     ? new CrossAttentionProbe(g, opts.crossAttentionLayers, config.numAttentionHeads, config.attentionHeadDim, encoderMask)
     : undefined;
   const cache = opts.cache ? new ForaGraphCache(g, opts.cache, config.innerDim) : undefined;
-  const out = pixartBlocksAndOutput(g, config, linear, hiddenStates, embedded, opts.singleKeyShortcut === false ? { ...text, singleKeyRows: undefined } : text, probe, cache);
+  const out = pixartBlocksAndOutput(g, config, linear, hiddenStates, embedded, text, probe, cache);
   g.output(out, "sample", "float32", ["batch", config.outChannels, "height", "width"]);
   return g.build();
 }
@@ -221,14 +223,20 @@ export function pixartEmbed(g: GraphBuilder, config: PixArtTransformer2DConfig, 
   return { tokens, t6, tEmb };
 }
 
-/** Everything cross-attention reads: every block's keys and values (pixartKeysValues) and the key mask. */
-export function pixartTextContext(g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, encoderHiddenStates: Value, encoderMask: Value): PixArtTextContext {
-  return maskContext(g, pixartKeysValues(g, config, linear, encoderHiddenStates), encoderMask);
+/**
+ * Everything cross-attention reads: every block's keys and values (pixartKeysValues), the key mask and, unless
+ * `singleKeyShortcut` is false, the count of leading single-key rows (crossAttention).
+ */
+export function pixartTextContext(
+  g: GraphBuilder, config: PixArtTransformer2DConfig, linear: LinearFn, encoderHiddenStates: Value, encoderMask: Value, singleKeyShortcut = true,
+): PixArtTextContext {
+  return maskContext(g, pixartKeysValues(g, config, linear, encoderHiddenStates), encoderMask, singleKeyShortcut);
 }
 
 /** Adds what the blocks read from the mask to the prompt's keys and values. */
-function maskContext(g: GraphBuilder, keysValues: PixArtKeysValues, encoderMask: Value): PixArtTextContext {
-  return { ...keysValues, keyPaddingMask: keyPaddingMask(g, encoderMask), singleKeyRows: leadingSingleKeyRows(g, encoderMask) };
+function maskContext(g: GraphBuilder, keysValues: PixArtKeysValues, encoderMask: Value, singleKeyShortcut: boolean): PixArtTextContext {
+  const singleKeyRows = singleKeyShortcut ? leadingSingleKeyRows(g, encoderMask) : undefined;
+  return { ...keysValues, keyPaddingMask: keyPaddingMask(g, encoderMask), singleKeyRows };
 }
 
 /**
@@ -292,8 +300,8 @@ export function pixartBlocksAndOutput(
   const { innerDim: d, patchSize: p, outChannels } = config;
   let x = embedded.tokens;
   for (let i = 0; i < config.numLayers; i++) {
-    // The attention-map probe reads every row's queries, so its graph keeps the plain path.
     const onCrossAttention = probe && ((q: Value, k: Value) => probe.record(i, q, k));
+    // A probe reads every row's queries: with one, every row takes the ordinary path whatever the context holds.
     const text = { k: context.keys[i], v: context.values[i], keyPaddingMask: context.keyPaddingMask, singleKeyRows: probe ? undefined : context.singleKeyRows };
     const blockCache = cache && { attention: (f: () => Value) => cache.attention(i, f), feedForward: (f: () => Value) => cache.feedForward(i, f) };
     x = transformerBlock(g, config, linear, `transformer_blocks.${i}`, x, text, embedded.t6, onCrossAttention, blockCache);
